@@ -1,0 +1,41 @@
+"""The ASGI application: `create_app(settings)`, with the services opened in its lifespan."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from fleetlog import __version__
+from fleetlog.api.errors import add_exception_handlers
+from fleetlog.api.middleware import MetricsMiddleware
+from fleetlog.api.openapi import install_openapi
+from fleetlog.api.routes import ingest, query, system
+from fleetlog.api.services import open_services
+from fleetlog.config import Settings
+from fleetlog.records import LogBatchIn, LogIn
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_services(settings) as services:
+            app.state.services = services
+            yield
+
+    app = FastAPI(
+        title="fleetlog",
+        version=__version__,
+        description="Log collection that answers fast and never loses an accepted log.",
+        lifespan=lifespan,
+    )
+    add_exception_handlers(app)
+    app.add_middleware(MetricsMiddleware)
+    for module in (ingest, query, system):
+        app.include_router(module.router)
+    install_openapi(app, [LogIn, LogBatchIn])
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for server processes started by `fleetlog serve --workers N`."""
+    return create_app(Settings())

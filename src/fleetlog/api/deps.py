@@ -1,0 +1,33 @@
+"""Dependencies of the routes, as `Annotated` aliases so a signature reads like a sentence."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from fleetlog.api.services import Services
+from fleetlog.config import Settings
+from fleetlog.ingest import Ingest
+from fleetlog.query import LogQuery
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def get_settings(request: Request) -> Settings:
+    return get_services(request).settings
+
+
+def get_ingest(request: Request) -> Ingest:
+    return get_services(request).ingest
+
+
+def get_query(request: Request) -> LogQuery:
+    return get_services(request).query
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+IngestDep = Annotated[Ingest, Depends(get_ingest)]
+QueryDep = Annotated[LogQuery, Depends(get_query)]

@@ -1,0 +1,102 @@
+"""Every error answer of the API: `{"error": code, "detail": ...}`, rendered in one place."""
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+from starlette.exceptions import HTTPException
+
+from fleetlog.errors import FleetlogError, InvalidPayload, MalformedBody
+from fleetlog.metrics import INGEST_REJECTED
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def field_path(loc: Iterable[int | str]) -> str:
+    """`("logs", 3, "log_level")` -> `logs[3].log_level`."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
+def describe(errors: Iterable[ErrorDetails]) -> list[dict[str, Any]]:
+    """Pydantic errors as the API states them: the field, the rule it broke, and why."""
+    return [
+        {
+            "loc": ["body", *error["loc"]],
+            "field": field_path(error["loc"]),
+            "rule": error["type"],
+            "message": error["msg"],
+        }
+        for error in errors
+    ]
+
+
+def invalid_payload(exc: ValidationError) -> FleetlogError:
+    """Translate a body's ValidationError: broken JSON is a 400, broken field rules a 422."""
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    if any(error["type"] == "json_invalid" for error in errors):
+        return MalformedBody("the body is not valid JSON", detail=describe(errors))
+    if any(error["type"] == "model_type" and not error["loc"] for error in errors):
+        return InvalidPayload("the body must be a JSON object", detail=describe(errors))
+    return InvalidPayload("the body breaks a field rule", detail=describe(errors))
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    detail: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"error": code, "message": message}
+    if detail is not None:
+        body["detail"] = detail
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def on_fleetlog_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FleetlogError)
+    if request.method == "POST":
+        INGEST_REJECTED.labels(exc.code).inc()
+    return error_response(exc.status, exc.code, exc.message, exc.detail, exc.headers)
+
+
+async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {
+            "loc": list(error["loc"]),
+            "field": field_path(error["loc"][1:]),
+            "rule": error["type"],
+            "message": error["msg"],
+        }
+        for error in exc.errors()
+    ]
+    return error_response(422, "validation_error", "the request breaks a parameter rule", detail)
+
+
+async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "fleetlog failed to answer this request")
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(FleetlogError, on_fleetlog_error)
+    app.add_exception_handler(RequestValidationError, on_request_validation)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

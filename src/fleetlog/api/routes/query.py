@@ -1,0 +1,26 @@
+"""The reference's query routes: a device's newest logs, and overall counts."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from fleetlog.api.deps import QueryDep
+from fleetlog.records import MAX_BATCH, MAX_DEVICE_ID, LogsPage, Stats
+
+router = APIRouter(tags=["query"])
+
+
+@router.get("/api/logs/{device_id}", response_model=LogsPage)
+async def device_logs(
+    device_id: Annotated[str, Path(min_length=1, max_length=MAX_DEVICE_ID)],
+    query: QueryDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_BATCH, description="How many logs")] = 100,
+) -> LogsPage:
+    """The device's newest logs, newest first (by the device's own time when it sent one)."""
+    return await query.latest(device_id, limit=limit)
+
+
+@router.get("/api/stats", response_model=Stats)
+async def stats(query: QueryDep) -> Stats:
+    """Total logs, logs by level, recently active devices; cached for `max_age_s` seconds."""
+    return await query.stats()

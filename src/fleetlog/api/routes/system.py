@@ -1,0 +1,56 @@
+"""Service routes: health, metrics, and what this service is."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from fleetlog import __version__
+from fleetlog.api.deps import ServicesDep, SettingsDep
+from fleetlog.metrics import exposition
+from fleetlog.records import Health
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/health", response_model=Health, responses={503: {"model": Health}})
+async def health(services: ServicesDep) -> JSONResponse:
+    """Whether every part this process depends on answers; 503 when one does not."""
+    checks = await services.checks()
+    healthy = all(checks.values())
+    answer = Health(
+        status="healthy" if healthy else "unhealthy",
+        instance=services.settings.instance,
+        mode=services.settings.mode,
+        checks=checks,
+        timestamp=datetime.now(UTC),
+    )
+    return JSONResponse(answer.model_dump(mode="json"), status_code=200 if healthy else 503)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics() -> Response:
+    """Prometheus text exposition."""
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/")
+async def root(settings: SettingsDep) -> dict[str, Any]:
+    """What this service is and where its routes are."""
+    return {
+        "service": "fleetlog",
+        "version": __version__,
+        "instance": settings.instance,
+        "mode": settings.mode,
+        "endpoints": {
+            "health": "/health",
+            "create_log": "POST /api/log",
+            "create_logs": "POST /api/logs/batch",
+            "get_logs": "GET /api/logs/{device_id}",
+            "stats": "GET /api/stats",
+            "metrics": "/metrics",
+            "docs": "/docs",
+        },
+    }

@@ -1,0 +1,99 @@
+"""The `fleetlog` command: serve, migrate. Thin: it reads settings and hands them down."""
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from fleetlog.config import Settings
+from fleetlog.logconfig import configure_logging
+from fleetlog.store.engine import create_store_engine
+from fleetlog.store.migrate import migrate as migrate_store
+
+app = typer.Typer(
+    help="fleetlog: log collection that never loses an accepted log.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from FLEETLOG_* and .env, with the command line's options on top."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    for key, value in given.items():
+        # Server processes started by uvicorn read their settings from the environment.
+        os.environ[f"FLEETLOG_{key.upper()}"] = str(value)
+    return Settings()
+
+
+async def migrate_to_head(settings: Settings) -> None:
+    engine = create_store_engine(settings)
+    try:
+        await migrate_store(engine)
+    finally:
+        await engine.dispose()
+
+
+def share_metrics_across(settings: Settings) -> None:
+    """With several server processes, /metrics sums them all (prometheus multiprocess mode)."""
+    metrics_dir = settings.data_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+
+
+def banner(settings: Settings) -> None:
+    url = f"http://{settings.host}:{settings.port}"
+    store = settings.sqlite_path.resolve() if settings.embedded else settings.database_url
+    console.print(f"[bold green]fleetlog[/] {settings.mode} mode, {settings.workers} process(es)")
+    console.print(f"  listening on  {url}")
+    console.print(f"  logs kept in  {store}")
+    console.print(f"  API docs      {url}/docs")
+    console.print(f"  metrics       {url}/metrics")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    workers: Annotated[int | None, typer.Option(help="Server processes", min=1)] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Where embedded data lives")] = None,
+) -> None:
+    """Run the service (embedded on SQLite unless Redis and PostgreSQL are configured)."""
+    settings = load_settings(host=host, port=port, workers=workers, data_dir=data_dir)
+    configure_logging(settings.log_format, settings.log_level)
+    asyncio.run(migrate_to_head(settings))
+    if settings.workers > 1:
+        share_metrics_across(settings)
+    banner(settings)
+    uvicorn.run(
+        "fleetlog.api.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the store's schema to the newest revision."""
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    asyncio.run(migrate_to_head(settings))
+    console.print(f"[green]schema up to date[/] ({settings.mode})")
+
+
+def main() -> None:
+    app()

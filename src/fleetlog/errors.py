@@ -1,0 +1,68 @@
+"""The errors fleetlog raises on purpose; each knows the HTTP status it is answered with."""
+
+from typing import Any, ClassVar
+
+
+class FleetlogError(Exception):
+    """Base of every domain error: a message a client may read, and an HTTP status."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, detail: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class InvalidPayload(FleetlogError):
+    """The body broke a field rule; `detail` lists each error with its field and rule."""
+
+    status = 422
+    code = "validation_error"
+
+
+class MalformedBody(FleetlogError):
+    status = 400
+    code = "malformed_body"
+
+
+class PayloadTooLarge(FleetlogError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(FleetlogError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class Unavailable(FleetlogError):
+    """A transient condition: the client should retry after `retry_after` seconds."""
+
+    status = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, round(self.retry_after)))}
+
+
+class QueueFull(Unavailable):
+    """The backlog of accepted but not yet stored logs is at its limit."""
+
+    code = "backlog_full"
+
+
+class StoreUnavailable(Unavailable):
+    """The store (or the queue in front of it) cannot make logs durable right now."""
+
+    code = "store_unavailable"

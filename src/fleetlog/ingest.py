@@ -1,0 +1,23 @@
+"""Ingest: the one path every ingest route takes — accept validated logs, make them durable."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from fleetlog.metrics import INGEST_BATCH_SIZE, LOGS_ACCEPTED
+from fleetlog.queue import Queue
+from fleetlog.records import LogIn, LogRecord
+
+
+class Ingest:
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+
+    async def accept(self, logs: Sequence[LogIn]) -> tuple[list[str], datetime]:
+        """Queue the logs durably; returns their message ids and the receive time."""
+        received_at = datetime.now(UTC)
+        records = [LogRecord.accept(log, received_at) for log in logs]
+        message_ids = await self.queue.put(records)
+        INGEST_BATCH_SIZE.observe(len(records))
+        for record in records:
+            LOGS_ACCEPTED.labels(record.level).inc()
+        return message_ids, received_at

@@ -1,0 +1,23 @@
+"""The queue between ingest and storage; `put` returns only once the logs are durable."""
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from fleetlog.records import LogRecord
+
+
+class Queue(Protocol):
+    async def start(self) -> None:
+        """Open connections and start background tasks."""
+
+    async def put(self, records: Sequence[LogRecord]) -> list[str]:
+        """Make the records durable and return one message id per record, in order."""
+
+    async def backlog(self) -> int:
+        """How many accepted logs are not yet in the store."""
+
+    async def ping(self) -> bool:
+        """Whether the queue can accept logs right now."""
+
+    async def close(self) -> None:
+        """Finish what was accepted and release resources."""

@@ -1,0 +1,111 @@
+"""LocalQueue: the embedded queue, a group commit straight into the store.
+
+Concurrent `put` calls wait together; one task writes everything waiting in one transaction,
+so a 2xx costs one shared commit instead of one commit per request.
+"""
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from fleetlog.errors import QueueFull, StoreUnavailable
+from fleetlog.records import LogRecord
+from fleetlog.store.logs import LogStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Waiting:
+    records: Sequence[LogRecord]
+    done: asyncio.Future[list[int]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class LocalQueue:
+    """Queue for embedded mode: `put` returns once the records are committed to the store."""
+
+    def __init__(
+        self, store: LogStore, *, max_rows: int, max_backlog: int, retry_after: float
+    ) -> None:
+        self.store = store
+        self.max_rows = max_rows
+        self.max_backlog = max_backlog
+        self.retry_after = retry_after
+        self._waiting: deque[Waiting] = deque()
+        self._rows_waiting = 0
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._commit_loop(), name="fleetlog-group-commit")
+
+    async def put(self, records: Sequence[LogRecord]) -> list[str]:
+        if self._closing:
+            raise StoreUnavailable("fleetlog is shutting down", retry_after=self.retry_after)
+        if self._rows_waiting + len(records) > self.max_backlog:
+            raise QueueFull(
+                f"more than {self.max_backlog} logs are waiting to be stored",
+                retry_after=self.retry_after,
+            )
+        waiting = Waiting(records)
+        self._waiting.append(waiting)
+        self._rows_waiting += len(records)
+        self._wakeup.set()
+        return [str(i) for i in await asyncio.shield(waiting.done)]
+
+    async def backlog(self) -> int:
+        return self._rows_waiting
+
+    async def ping(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    async def _commit_loop(self) -> None:
+        while not (self._closing and not self._waiting):
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._waiting:
+                await self._commit(self._take_group())
+
+    def _take_group(self) -> list[Waiting]:
+        group = [self._waiting.popleft()]
+        rows = len(group[0].records)
+        while self._waiting and rows + len(self._waiting[0].records) <= self.max_rows:
+            group.append(self._waiting.popleft())
+            rows += len(group[-1].records)
+        return group
+
+    async def _commit(self, group: list[Waiting]) -> None:
+        records = [record for waiting in group for record in waiting.records]
+        try:
+            ids = await self.store.insert_batch(records)
+        except StoreUnavailable as exc:
+            self._settle(group, exc)
+            return
+        except Exception:
+            log.exception("group commit of %d logs failed", len(records))
+            self._settle(
+                group, StoreUnavailable("the log store failed", retry_after=self.retry_after)
+            )
+            return
+        offset = 0
+        for waiting in group:
+            n = len(waiting.records)
+            waiting.done.set_result(ids[offset : offset + n])
+            offset += n
+        self._rows_waiting -= len(records)
+
+    def _settle(self, group: list[Waiting], exc: Exception) -> None:
+        for waiting in group:
+            waiting.done.set_exception(exc)
+        self._rows_waiting -= sum(len(waiting.records) for waiting in group)

@@ -1,0 +1,205 @@
+"""Log records: what clients send, what fleetlog keeps, and what it answers."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+MAX_DEVICE_ID = 50
+MAX_MESSAGE = 5000
+MAX_BATCH = 1000
+MAX_LOG_DATA_DEPTH = 16
+MAX_LOG_DATA_KEYS = 1000
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+LEVEL_ALIASES: dict[str, LogLevel] = {
+    "trace": LogLevel.DEBUG,
+    "debug": LogLevel.DEBUG,
+    "info": LogLevel.INFO,
+    "information": LogLevel.INFO,
+    "notice": LogLevel.INFO,
+    "warn": LogLevel.WARNING,
+    "warning": LogLevel.WARNING,
+    "err": LogLevel.ERROR,
+    "error": LogLevel.ERROR,
+    "crit": LogLevel.CRITICAL,
+    "critical": LogLevel.CRITICAL,
+    "fatal": LogLevel.CRITICAL,
+    "alert": LogLevel.CRITICAL,
+    "emerg": LogLevel.CRITICAL,
+    "emergency": LogLevel.CRITICAL,
+    "panic": LogLevel.CRITICAL,
+}
+
+
+def normalise_level(value: object) -> object:
+    """Map any usual spelling of a level (`warn`, `Err`, `fatal`) onto its canonical name."""
+    if isinstance(value, str):
+        return LEVEL_ALIASES.get(value.strip().lower(), value)
+    return value
+
+
+def reject_nul(value: str) -> str:
+    # PostgreSQL text and jsonb cannot hold U+0000; refuse it at the edge for every store.
+    if "\x00" in value:
+        raise PydanticCustomError("no_nul", "must not contain NUL characters")
+    return value
+
+
+def check_log_data(value: dict[str, Any]) -> dict[str, Any]:
+    """Bound the shape of `log_data`: nesting depth, number of keys, no NUL anywhere."""
+    keys = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_LOG_DATA_DEPTH:
+            raise PydanticCustomError(
+                "max_depth",
+                "must not nest deeper than {limit} levels",
+                {"limit": MAX_LOG_DATA_DEPTH},
+            )
+        if isinstance(node, dict):
+            keys += len(node)
+            if keys > MAX_LOG_DATA_KEYS:
+                raise PydanticCustomError(
+                    "max_keys", "must not hold more than {limit} keys", {"limit": MAX_LOG_DATA_KEYS}
+                )
+            for key, item in node.items():
+                reject_nul(key)
+                stack.append((item, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node)
+        elif isinstance(node, str):
+            reject_nul(node)
+    return value
+
+
+def to_utc(value: datetime | None) -> datetime | None:
+    """Naive timestamps are taken as UTC; aware ones are converted to it."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+DeviceId = Annotated[str, Field(min_length=1, max_length=MAX_DEVICE_ID), AfterValidator(reject_nul)]
+Level = Annotated[LogLevel, BeforeValidator(normalise_level)]
+Message = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE), AfterValidator(reject_nul)]
+LogData = Annotated[
+    dict[str, Any],
+    BeforeValidator(lambda value: {} if value is None else value),
+    AfterValidator(check_log_data),
+]
+EventTime = Annotated[
+    datetime | None,
+    AfterValidator(to_utc),
+    Field(description="When the event happened: RFC 3339, or epoch seconds or milliseconds."),
+]
+
+
+class LogIn(BaseModel):
+    """One log as a device sends it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "device_id": "device_001",
+                "log_level": "ERROR",
+                "message": "Database connection failed",
+                "log_data": {"error_code": "DB_CONN_001", "retry_count": 3},
+                "timestamp": "2026-11-25T10:30:00Z",
+            }
+        }
+    )
+
+    device_id: DeviceId
+    log_level: Level
+    message: Message
+    log_data: LogData = Field(default_factory=dict)
+    timestamp: EventTime = None
+
+
+class LogBatchIn(BaseModel):
+    logs: Annotated[list[LogIn], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """An accepted log, as it travels through the queue into the store."""
+
+    device_id: str
+    level: str
+    message: str
+    log_data: dict[str, Any]
+    ts: datetime
+    received_at: datetime
+
+    @classmethod
+    def accept(cls, log: LogIn, received_at: datetime) -> "LogRecord":
+        return cls(
+            device_id=log.device_id,
+            level=log.log_level.value,
+            message=log.message,
+            log_data=log.log_data,
+            ts=log.timestamp or received_at,
+            received_at=received_at,
+        )
+
+
+class QueuedLog(BaseModel):
+    status: Literal["queued"] = "queued"
+    message_id: str
+    received_at: datetime
+
+
+class QueuedBatch(BaseModel):
+    status: Literal["queued"] = "queued"
+    count: int
+    message_ids: list[str]
+    received_at: datetime
+
+
+class LogOut(BaseModel):
+    """A stored log; `created_at` is the event time (the device's own when it sent one)."""
+
+    id: int
+    device_id: str
+    log_level: str
+    message: str
+    log_data: dict[str, Any]
+    created_at: datetime
+    received_at: datetime
+
+
+class LogsPage(BaseModel):
+    total: int
+    source: Literal["cache", "database"]
+    data: list[LogOut]
+
+
+class Stats(BaseModel):
+    total_logs: int
+    logs_by_level: dict[str, int]
+    recent_devices: list[str]
+    generated_at: datetime
+    max_age_s: int = Field(description="How old this answer may be: it is cached for that long.")
+
+
+class Health(BaseModel):
+    status: Literal["healthy", "unhealthy"]
+    instance: str
+    mode: Literal["embedded", "redis-postgres"]
+    checks: dict[str, bool]
+    timestamp: datetime

@@ -1,0 +1,33 @@
+"""The schema as SQLAlchemy Core tables; migrations create it, queries are built on it."""
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+logs = Table(
+    "logs",
+    metadata,
+    # On SQLite an INTEGER PRIMARY KEY is the rowid: no separate index, ids grow by one.
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("device_id", String(128), nullable=False),
+    Column("log_level", String(10), nullable=False),
+    Column("message", Text(), nullable=False),
+    Column("log_data", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Index("ix_logs_device_created", "device_id", "created_at"),
+    Index("ix_logs_level_created", "log_level", "created_at"),
+    Index("ix_logs_created", "created_at"),
+)
