@@ -103,7 +103,7 @@ class LogStore:
             .limit(RECENT_DEVICES)
         )
         async with self.engine.connect() as conn:
-            by_level: dict[str, int] = dict((await conn.execute(by_level_query)).tuples().all())
+            by_level: dict[str, int] = dict((await conn.execute(by_level_query)).all())
             recent = list((await conn.execute(recent_query)).scalars())
         return Counts(total=sum(by_level.values()), by_level=by_level, recent_devices=recent)
 

@@ -1,0 +1,122 @@
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from fleetlog.config import Settings
+from fleetlog.errors import QueueFull, StoreUnavailable
+from fleetlog.metrics import STORE_COMMIT_ROWS
+from fleetlog.queue.local import LocalQueue
+from fleetlog.records import LogRecord
+from fleetlog.store.engine import create_store_engine
+from fleetlog.store.logs import LogStore
+
+
+def records(n, device_id="d1"):
+    now = datetime.now(UTC)
+    return [LogRecord(device_id, "INFO", f"m{i}", {}, now, now) for i in range(n)]
+
+
+def commits():
+    return next(
+        sample.value
+        for metric in STORE_COMMIT_ROWS.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_count")
+    )
+
+
+@pytest.fixture
+async def store(settings):
+    log_store = LogStore(create_store_engine(settings))
+    yield log_store
+    await log_store.close()
+
+
+@pytest.fixture
+async def queue(store):
+    local = LocalQueue(store, max_rows=1000, max_backlog=100, retry_after=2.0)
+    await local.start()
+    yield local
+    await local.close()
+
+
+class TestGroupCommit:
+    async def test_concurrent_puts_share_commits(self, queue, store):
+        before = commits()
+        answers = await asyncio.gather(*(queue.put(records(2)) for _ in range(40)))
+        assert commits() - before <= 4
+        ids = [message_id for answer in answers for message_id in answer]
+        assert len(set(ids)) == 80
+        assert len(await store.latest("d1", limit=1000)) == 80
+
+    async def test_each_put_gets_its_own_ids_in_order(self, queue, store):
+        first, second = await asyncio.gather(queue.put(records(3)), queue.put(records(2)))
+        stored = {str(log.id): log.message for log in await store.latest("d1", limit=10)}
+        assert [stored[i] for i in first] == ["m0", "m1", "m2"]
+        assert [stored[i] for i in second] == ["m0", "m1"]
+
+    async def test_commits_are_bounded_by_max_rows(self, store):
+        queue = LocalQueue(store, max_rows=10, max_backlog=1000, retry_after=1.0)
+        await queue.start()
+        before = commits()
+        await asyncio.gather(*(queue.put(records(4)) for _ in range(10)))
+        await queue.close()
+        assert commits() - before >= 4
+
+
+class TestBackpressure:
+    async def test_full_backlog_refuses_with_retry_after(self, queue):
+        waiting = asyncio.ensure_future(queue.put(records(80)))
+        await asyncio.sleep(0)
+        assert await queue.backlog() == 80
+        with pytest.raises(QueueFull) as refused:
+            await queue.put(records(21))
+        assert refused.value.headers == {"Retry-After": "2"}
+        assert len(await waiting) == 80
+        assert await queue.backlog() == 0
+
+    async def test_batch_over_the_backlog_answers_503(self, tmp_path):
+        import httpx
+
+        from fleetlog.api.app import create_app
+        from tests.fixtures.app import migrated
+        from tests.fixtures.records import make_batch
+
+        settings = await migrated(Settings(_env_file=None, data_dir=tmp_path, max_backlog=3))
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                answer = await http.post("/api/logs/batch", json=make_batch(5))
+                assert answer.status_code == 503
+                assert answer.headers["Retry-After"] == "1"
+                assert answer.json()["error"] == "backlog_full"
+                assert (await http.post("/api/logs/batch", json=make_batch(3))).status_code == 200
+
+
+class TestFailures:
+    async def test_store_failure_fails_the_waiting_puts_and_frees_the_backlog(self, settings):
+        unmigrated = Settings(_env_file=None, data_dir=settings.data_dir / "no-schema")
+        store = LogStore(create_store_engine(unmigrated))
+        queue = LocalQueue(store, max_rows=100, max_backlog=100, retry_after=1.0)
+        await queue.start()
+        with pytest.raises(StoreUnavailable):
+            await queue.put(records(3))
+        assert await queue.backlog() == 0
+        await queue.close()
+        await store.close()
+
+    async def test_close_commits_what_was_accepted(self, store):
+        queue = LocalQueue(store, max_rows=100, max_backlog=100, retry_after=1.0)
+        await queue.start()
+        pending = asyncio.ensure_future(queue.put(records(5)))
+        await asyncio.sleep(0)
+        await queue.close()
+        assert len(await pending) == 5
+        assert len(await store.latest("d1", limit=10)) == 5
+
+    async def test_closed_queue_refuses(self, queue):
+        await queue.close()
+        with pytest.raises(StoreUnavailable):
+            await queue.put(records(1))
