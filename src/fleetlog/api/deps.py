@@ -10,21 +10,21 @@ from fleetlog.ingest import Ingest
 from fleetlog.query import LogQuery
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_settings(request: Request) -> Settings:
-    return get_services(request).settings
+async def get_settings(request: Request) -> Settings:
+    return (await get_services(request)).settings
 
 
-def get_ingest(request: Request) -> Ingest:
-    return get_services(request).ingest
+async def get_ingest(request: Request) -> Ingest:
+    return (await get_services(request)).ingest
 
 
-def get_query(request: Request) -> LogQuery:
-    return get_services(request).query
+async def get_query(request: Request) -> LogQuery:
+    return (await get_services(request)).query
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -10,13 +11,20 @@ from fleetlog.config import Settings
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
+def dumps_json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def create_store_engine(settings: Settings) -> AsyncEngine:
     """The engine of `settings.store_url`; SQLite gets WAL and the configured `synchronous`."""
     if settings.database_url is not None:
         return create_async_engine(settings.store_url, pool_size=10, max_overflow=10)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
-        settings.store_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}
+        settings.store_url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S},
+        json_serializer=dumps_json,
+        json_deserializer=orjson.loads,
     )
     synchronous = settings.sqlite_synchronous
 
