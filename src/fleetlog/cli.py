@@ -1,4 +1,4 @@
-"""The `fleetlog` command: serve, migrate. Thin: it reads settings and hands them down."""
+"""The `fleetlog` command: serve, worker, migrate. Thin: it reads settings and hands them down."""
 
 import asyncio
 import os
@@ -8,12 +8,14 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from prometheus_client import start_http_server
 from rich.console import Console
 
 from fleetlog.config import Settings
 from fleetlog.logconfig import configure_logging
 from fleetlog.store.engine import create_store_engine
 from fleetlog.store.migrate import migrate as migrate_store
+from fleetlog.worker.runner import run_worker
 
 app = typer.Typer(
     help="fleetlog: log collection that never loses an accepted log.",
@@ -84,6 +86,28 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+
+
+@app.command()
+def worker(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Port of this worker's /metrics (0: none)", min=0)
+    ] = None,
+) -> None:
+    """Move accepted logs from the Redis streams into PostgreSQL until SIGTERM."""
+    settings = load_settings(worker_metrics_port=metrics_port)
+    configure_logging(settings.log_format, settings.log_level)
+    if settings.redis_url is None or settings.database_url is None:
+        console.print("[red]fleetlog worker needs FLEETLOG_REDIS_URL and FLEETLOG_DATABASE_URL[/]")
+        raise typer.Exit(2)
+    asyncio.run(migrate_to_head(settings))
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
+    console.print(
+        f"[bold green]fleetlog worker[/] {settings.stream_shards} shards, "
+        f"metrics on port {settings.worker_metrics_port or 'none'}"
+    )
+    asyncio.run(run_worker(settings))
 
 
 @app.command()

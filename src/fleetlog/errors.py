@@ -66,3 +66,15 @@ class StoreUnavailable(Unavailable):
     """The store (or the queue in front of it) cannot make logs durable right now."""
 
     code = "store_unavailable"
+
+
+class RejectedBatch(FleetlogError):
+    """The store refused a batch for what is in it (not for being down): a poison entry."""
+
+    code = "rejected_batch"
+
+
+class Misconfigured(FleetlogError):
+    """A server fleetlog depends on is set up in a way that could lose accepted logs."""
+
+    code = "misconfigured"

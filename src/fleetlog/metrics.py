@@ -5,6 +5,7 @@ import os
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -51,6 +52,42 @@ STORE_COMMIT_ROWS = Histogram(
     "fleetlog_store_commit_rows",
     "Logs per store commit (group commit of concurrent requests).",
     buckets=SIZE_BUCKETS,
+)
+
+STREAM_BACKLOG = Gauge(
+    "fleetlog_stream_backlog_logs",
+    "Logs accepted into a shard's stream and not yet stored, by shard.",
+    ["shard"],
+    multiprocess_mode="mostrecent",
+)
+STREAM_PENDING = Gauge(
+    "fleetlog_stream_pending_entries",
+    "Stream entries read by a worker and not yet acknowledged, by shard.",
+    ["shard"],
+    multiprocess_mode="mostrecent",
+)
+WORKER_BATCH_LOGS = Histogram(
+    "fleetlog_worker_batch_logs",
+    "Logs per batch the worker gathered from a shard.",
+    buckets=SIZE_BUCKETS,
+)
+LOGS_STORED = Counter(
+    "fleetlog_logs_stored_total",
+    "Logs the worker committed to PostgreSQL (new rows only).",
+)
+LOGS_DUPLICATE = Counter(
+    "fleetlog_logs_duplicate_total",
+    "Logs of redelivered entries that were in the store already and were skipped.",
+)
+DEAD_LETTERS = Counter(
+    "fleetlog_dead_letters_total",
+    "Stream entries moved to a dead-letter stream, by shard and reason.",
+    ["shard", "reason"],
+)
+WORKER_RETRIES = Counter(
+    "fleetlog_worker_retries_total",
+    "Times the worker backed off because Redis or PostgreSQL could not be used, by reason.",
+    ["reason"],
 )
 
 

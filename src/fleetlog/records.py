@@ -1,10 +1,12 @@
 """Log records: what clients send, what fleetlog keeps, and what it answers."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
@@ -156,6 +158,66 @@ class LogRecord:
             ts=log.timestamp or received_at,
             received_at=received_at,
         )
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+WIRE_VERSION = 1
+LEVELS = frozenset(LogLevel)
+
+
+class UndecodableRecords(ValueError):
+    """Bytes that are not a batch in the wire format: a poison entry."""
+
+
+def epoch_us(value: datetime) -> int:
+    return (value - EPOCH) // MICROSECOND
+
+
+def encode_records(records: Sequence[LogRecord]) -> bytes:
+    """The one wire format between producer and consumer, compact JSON arrays:
+    `[1, [[device_id, level, message, log_data, ts_us, received_us], ...]]`, times in epoch µs.
+    """
+    rows = [
+        [r.device_id, r.level, r.message, r.log_data, epoch_us(r.ts), epoch_us(r.received_at)]
+        for r in records
+    ]
+    return orjson.dumps([WIRE_VERSION, rows])
+
+
+def decode_record(row: Any) -> LogRecord:
+    device_id, level, message, log_data, ts_us, received_us = row
+    if not (
+        isinstance(device_id, str)
+        and level in LEVELS
+        and isinstance(message, str)
+        and isinstance(log_data, dict)
+        and type(ts_us) is int
+        and type(received_us) is int
+    ):
+        raise TypeError("a field has the wrong type")
+    return LogRecord(
+        device_id=device_id,
+        level=level,
+        message=message,
+        log_data=log_data,
+        ts=EPOCH + ts_us * MICROSECOND,
+        received_at=EPOCH + received_us * MICROSECOND,
+    )
+
+
+def decode_records(data: bytes) -> list[LogRecord]:
+    """The records `encode_records` wrote; `UndecodableRecords` for anything else."""
+    try:
+        version, rows = orjson.loads(data)
+        if version != WIRE_VERSION:
+            raise ValueError(f"unknown wire version {version!r}")
+        records = [decode_record(row) for row in rows]
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise UndecodableRecords(f"not a batch of records: {exc}") from exc
+    if not records:
+        raise UndecodableRecords("an empty batch")
+    return records
 
 
 class QueuedLog(BaseModel):

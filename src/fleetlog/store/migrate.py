@@ -4,10 +4,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# `serve` and `worker` both migrate at start; on PostgreSQL one at a time.
+MIGRATION_LOCK = 0x666C6F6D
 
 
 def alembic_config() -> Config:
@@ -17,6 +20,8 @@ def alembic_config() -> Config:
 
 
 def upgrade_on(connection: Connection, revision: str) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK})
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)

@@ -27,7 +27,11 @@ logs = Table(
     Column("log_data", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    # "<shard>-<stream entry id>-<position>" in Redis mode (the message id the client got),
+    # NULL in embedded mode. On PostgreSQL the table is partitioned by day on created_at and
+    # (ingest_key, created_at) is its unique key: see migration 0001.
+    Column("ingest_key", Text().with_variant(Text(collation="C"), "postgresql")),
     Index("ix_logs_device_created", "device_id", "created_at"),
     Index("ix_logs_level_created", "log_level", "created_at"),
-    Index("ix_logs_created", "created_at"),
+    Index("ix_logs_created", "created_at", postgresql_using="brin"),
 )

@@ -1,0 +1,55 @@
+"""Every Redis key, stream and group name of fleetlog, derived from one namespace.
+
+Each shard's keys share a hash tag (`{s<n>}`), so the scripts that touch a stream and its
+counters together stay valid on a Redis Cluster. With the default namespace `fleetlog`:
+
+| key                          | type    | what                                                    |
+|------------------------------|---------|---------------------------------------------------------|
+| `fleetlog:{s<n>}:stream`     | stream  | accepted batches of shard n: fields `n` (logs), `b`     |
+|                              |         | (`records.encode_records`); deleted once stored         |
+| `fleetlog:{s<n>}:backlog`    | string  | logs in shard n's stream not yet stored (INCRBY on      |
+|                              |         | XADD, DECRBY on XDEL, in the same scripts)              |
+| `fleetlog:{s<n>}:dead`       | stream  | dead letters of shard n: `id`, `error`, `deliveries`,   |
+|                              |         | `n`, `b` (the original entry); never trimmed            |
+| `fleetlog:{d:<dev>}:ver`     | string  | the device's version: INCR after its logs were committed|
+|                              |         | (see `cache.py`)                                        |
+| `fleetlog:{d:<dev>}:answers` | hash    | cached answers of GET /api/logs/<dev>, field            |
+|                              |         | `<version>:<limit>`; only the current version's, TTL    |
+| `fleetlog:cache:stats`       | string  | the cached answer of GET /api/stats, with its TTL       |
+| group `fleetlog-workers`     | group   | the consumer group reading every shard's stream         |
+"""
+
+import zlib
+from dataclasses import dataclass
+
+
+def shard_of(device_id: str, shards: int) -> int:
+    """The shard a device's logs go to: stable across processes and restarts."""
+    return zlib.crc32(device_id.encode()) % shards
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    namespace: str = "fleetlog"
+
+    @property
+    def group(self) -> str:
+        return f"{self.namespace}-workers"
+
+    def stream(self, shard: int) -> str:
+        return f"{self.namespace}:{{s{shard}}}:stream"
+
+    def backlog(self, shard: int) -> str:
+        return f"{self.namespace}:{{s{shard}}}:backlog"
+
+    def dead(self, shard: int) -> str:
+        return f"{self.namespace}:{{s{shard}}}:dead"
+
+    def cache_version(self, device_id: str) -> str:
+        return f"{self.namespace}:{{d:{device_id}}}:ver"
+
+    def cache_answers(self, device_id: str) -> str:
+        return f"{self.namespace}:{{d:{device_id}}}:answers"
+
+    def cache_stats(self) -> str:
+        return f"{self.namespace}:cache:stats"

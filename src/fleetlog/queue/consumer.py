@@ -1,0 +1,191 @@
+"""StreamConsumer: the worker's side of the shard streams, one consumer group per shard.
+
+Entries are read with XREADGROUP, reclaimed from dead consumers with XAUTOCLAIM, and once
+stored acknowledged *and deleted* in one script that also lowers the shard's backlog counter
+(so memory stays bounded and the counter always matches the stream). A dead letter moves an
+entry to the shard's dead-letter stream the same way, atomically.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from fleetlog.keys import Keys
+from fleetlog.queue.redis_streams import translated
+
+# KEYS: stream, backlog. ARGV: group, then (entry id, logs) pairs. Returns the logs freed.
+ACKNOWLEDGE = """
+local freed = 0
+for i = 2, #ARGV, 2 do
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+  if redis.call('XDEL', KEYS[1], ARGV[i]) == 1 then
+    freed = freed + tonumber(ARGV[i + 1])
+  end
+end
+if freed > 0 then
+  redis.call('DECRBY', KEYS[2], freed)
+end
+return freed
+"""
+
+# KEYS: stream, backlog, dead. ARGV: group, entry id, logs, payload, error, deliveries.
+# Returns 0 when the entry is gone already (another worker stored it).
+DEAD_LETTER = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('XDEL', KEYS[1], ARGV[2]) == 0 then
+  return 0
+end
+redis.call('XADD', KEYS[3], '*', 'id', ARGV[2], 'error', ARGV[5], 'deliveries', ARGV[6],
+  'n', ARGV[3], 'b', ARGV[4])
+redis.call('DECRBY', KEYS[2], ARGV[3])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """One accepted request as read from a shard's stream."""
+
+    shard: int
+    id: str
+    logs: int
+    payload: bytes
+    deliveries: int
+
+
+def parse_entry(
+    shard: int, entry_id: bytes, fields: dict[bytes, bytes], deliveries: int
+) -> StreamEntry:
+    count = fields.get(b"n", b"0")
+    return StreamEntry(
+        shard=shard,
+        id=entry_id.decode(),
+        logs=int(count) if count.isdigit() else 0,
+        payload=fields.get(b"b", b""),
+        deliveries=deliveries,
+    )
+
+
+class StreamConsumer:
+    """One worker's consumer in every shard's group.
+
+    Args:
+        client: a Redis client (bytes replies) whose socket timeout exceeds `block_ms`.
+        keys: the key schema.
+        shards: how many shard streams there are.
+        name: this consumer's name, unique among live workers.
+    """
+
+    def __init__(self, client: Redis, *, keys: Keys, shards: int, name: str) -> None:
+        self.client = client
+        self.keys = keys
+        self.shards = shards
+        self.name = name
+        self._acknowledge = client.register_script(ACKNOWLEDGE)
+        self._dead_letter = client.register_script(DEAD_LETTER)
+
+    async def ensure_group(self, shard: int) -> None:
+        """Create the shard's group (and stream) if missing, reading from the very start."""
+        with translated("create a consumer group"):
+            try:
+                await self.client.xgroup_create(
+                    self.keys.stream(shard), self.keys.group, id="0", mkstream=True
+                )
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def read(self, shard: int, *, count: int, block_ms: int) -> list[StreamEntry]:
+        """New entries for this consumer, waiting up to `block_ms` for the first."""
+        stream = self.keys.stream(shard)
+        with translated("read the stream"):
+            try:
+                reply: Any = await self.client.xreadgroup(
+                    self.keys.group, self.name, {stream: ">"}, count=count, block=block_ms
+                )
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self.ensure_group(shard)
+                return []
+        return [
+            parse_entry(shard, entry_id, fields, 1)
+            for _, entries in reply or ()
+            for entry_id, fields in entries
+        ]
+
+    async def reclaim(self, shard: int, *, min_idle_ms: int, count: int) -> list[StreamEntry]:
+        """Take over entries pending longer than `min_idle_ms` (their consumer is gone)."""
+        stream = self.keys.stream(shard)
+        with translated("reclaim pending entries"):
+            claim: Any = await self.client.xautoclaim(
+                stream, self.keys.group, self.name, min_idle_ms, "0-0", count=count
+            )
+            claimed = claim[1]
+            if not claimed:
+                return []
+            pending = await self.client.xpending_range(
+                stream,
+                self.keys.group,
+                min=claimed[0][0],
+                max=claimed[-1][0],
+                count=len(claimed),
+                consumername=self.name,
+            )
+        deliveries = {p["message_id"]: int(p["times_delivered"]) for p in pending}
+        return [
+            parse_entry(shard, entry_id, fields, deliveries.get(entry_id, 1))
+            for entry_id, fields in claimed
+        ]
+
+    async def acknowledge(self, shard: int, entries: Sequence[StreamEntry]) -> int:
+        """Acknowledge and delete stored entries in one round trip; returns the logs freed."""
+        if not entries:
+            return 0
+        args: list[str | int] = [self.keys.group]
+        for entry in entries:
+            args += [entry.id, entry.logs]
+        keys = [self.keys.stream(shard), self.keys.backlog(shard)]
+        with translated("acknowledge entries"):
+            return int(await self._acknowledge(keys=keys, args=args))
+
+    async def dead_letter(self, entry: StreamEntry, error: str) -> bool:
+        """Move the entry to its shard's dead-letter stream; False if it was stored meanwhile."""
+        keys = [
+            self.keys.stream(entry.shard),
+            self.keys.backlog(entry.shard),
+            self.keys.dead(entry.shard),
+        ]
+        args: list[str | int | bytes] = [
+            self.keys.group,
+            entry.id,
+            entry.logs,
+            entry.payload,
+            error,
+            entry.deliveries,
+        ]
+        with translated("dead-letter an entry"):
+            return bool(await self._dead_letter(keys=keys, args=args))
+
+    async def status(self, shard: int) -> tuple[int, int]:
+        """The shard's backlog (logs not yet stored) and pending entries (read, not acked)."""
+        with translated("read the shard's status"):
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.get(self.keys.backlog(shard))
+                pipe.xpending(self.keys.stream(shard), self.keys.group)
+                backlog, pending = await pipe.execute()
+        return int(backlog or 0), int(pending["pending"])
+
+    async def bump_cache_versions(self, device_ids: Iterable[str]) -> None:
+        """INCR each device's cache version key: answers cached before are stale now."""
+        with translated("bump cache versions"):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for device_id in device_ids:
+                    pipe.incr(self.keys.cache_version(device_id))
+                await pipe.execute()
+
+    async def close(self) -> None:
+        await self.client.aclose()

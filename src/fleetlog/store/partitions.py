@@ -1,0 +1,97 @@
+"""Day partitions of PostgreSQL's `logs`: created ahead of time, dropped whole past retention.
+
+A partition covers one UTC day of event time, `[day 00:00, next day 00:00)`, and is named
+`logs_pYYYYMMDD`. Rows for days without a partition land in `logs_default`; when that day's
+partition is created later, they move into it in the same transaction.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+import asyncpg  # type: ignore[import-untyped]
+
+PARTITION_NAME = re.compile(r"^logs_p(\d{8})$")
+# One worker at a time maintains partitions; the others skip the round.
+MAINTENANCE_LOCK = 0x666C6F67
+ONE_DAY = timedelta(days=1)
+
+
+@dataclass(slots=True)
+class Maintenance:
+    created: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    default_rows_deleted: int = 0
+
+
+def partition_name(day: date) -> str:
+    return f"logs_p{day:%Y%m%d}"
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+async def partition_days(conn: asyncpg.Connection) -> dict[date, str]:
+    """The day partitions attached to `logs`, by day."""
+    names = await conn.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'logs'::regclass"
+    )
+    days = {}
+    for (name,) in names:
+        match = PARTITION_NAME.match(name)
+        if match:
+            days[datetime.strptime(match[1], "%Y%m%d").date()] = name
+    return days
+
+
+async def create_partition(conn: asyncpg.Connection, day: date) -> str:
+    """Create and attach `day`'s partition, taking over its rows from the default partition."""
+    name = partition_name(day)
+    start, end = day_start(day), day_start(day + ONE_DAY)
+    async with conn.transaction():
+        await conn.execute(f"CREATE TABLE {name} (LIKE logs INCLUDING DEFAULTS)")
+        await conn.execute(
+            f"WITH moved AS (DELETE FROM logs_default WHERE created_at >= $1 AND created_at < $2 "
+            f"RETURNING *) INSERT INTO {name} SELECT * FROM moved",
+            start,
+            end,
+        )
+        await conn.execute(
+            f"ALTER TABLE logs ATTACH PARTITION {name} "
+            f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+        )
+    return name
+
+
+async def drop_before(conn: asyncpg.Connection, cutoff: date) -> tuple[list[str], int]:
+    """Drop the partitions of days before `cutoff`, and the default partition's older rows."""
+    dropped = []
+    for day, name in sorted((await partition_days(conn)).items()):
+        if day < cutoff:
+            await conn.execute(f"DROP TABLE {name}")
+            dropped.append(name)
+    status = await conn.execute("DELETE FROM logs_default WHERE created_at < $1", day_start(cutoff))
+    return dropped, int(status.split()[-1])
+
+
+async def maintain(
+    conn: asyncpg.Connection, *, today: date, ahead: int, retention_days: int | None
+) -> Maintenance:
+    """Partitions from yesterday to `ahead` days on exist; older than the retention are gone."""
+    done = Maintenance()
+    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", MAINTENANCE_LOCK):
+        return done
+    try:
+        existing = await partition_days(conn)
+        for offset in range(-1, ahead + 1):
+            day = today + offset * ONE_DAY
+            if day not in existing:
+                done.created.append(await create_partition(conn, day))
+        if retention_days is not None:
+            cutoff = today - retention_days * ONE_DAY
+            done.dropped, done.default_rows_deleted = await drop_before(conn, cutoff)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MAINTENANCE_LOCK)
+    return done

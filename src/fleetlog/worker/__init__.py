@@ -1,0 +1,1 @@
+"""The worker: moves accepted logs from the Redis shard streams into PostgreSQL."""

@@ -1,0 +1,297 @@
+"""Worker: moves logs from every shard's stream into PostgreSQL, each exactly once.
+
+One loop per shard: gather a batch, COPY it in one transaction, tell `on_stored` which
+devices got logs, then acknowledge and delete the entries in one round trip. Nothing is
+acknowledged before its commit; a redelivered entry adds no rows (unique ingest keys).
+
+Failures never drop a log: while PostgreSQL or Redis cannot be used the loop backs off and
+retries, holding its batch. A batch the store refuses is split until the bad entry is alone;
+that entry stays pending and is retried after `claim_idle`, and past `max_deliveries`
+deliveries it moves to the dead-letter stream, as does an entry that cannot be decoded.
+Entries left pending by a dead worker are reclaimed after `claim_idle`.
+"""
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fleetlog.config import Settings
+from fleetlog.errors import Misconfigured, RejectedBatch, StoreUnavailable
+from fleetlog.keys import Keys
+from fleetlog.metrics import (
+    DEAD_LETTERS,
+    LOGS_DUPLICATE,
+    LOGS_STORED,
+    STREAM_BACKLOG,
+    STREAM_PENDING,
+    WORKER_BATCH_LOGS,
+    WORKER_RETRIES,
+)
+from fleetlog.queue.consumer import StreamConsumer, StreamEntry
+from fleetlog.queue.redis_streams import check_config, connect, translated
+from fleetlog.records import LogRecord, UndecodableRecords, decode_records
+from fleetlog.store.bulk import BulkWriter, Keyed
+from fleetlog.worker.batcher import Batcher
+
+log = logging.getLogger(__name__)
+
+OnStored = Callable[[set[str]], Awaitable[None]]
+
+POLL = timedelta(seconds=1)
+MAINTENANCE_EVERY_S = 3600.0
+FIRST_BACKOFF_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    entry: StreamEntry
+    records: list[LogRecord]
+
+    def keyed(self) -> list[Keyed]:
+        prefix = f"{self.entry.shard}-{self.entry.id}-"
+        return [Keyed(f"{prefix}{pos}", record) for pos, record in enumerate(self.records)]
+
+
+class Backoff:
+    """Delays doubling from FIRST_BACKOFF_S up to `limit` seconds; `reset` after a success."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.delay = FIRST_BACKOFF_S
+
+    def next(self) -> float:
+        delay, self.delay = self.delay, min(self.limit, self.delay * 2)
+        return delay
+
+    def reset(self) -> None:
+        self.delay = FIRST_BACKOFF_S
+
+
+class Worker:
+    """Moves logs from the shard streams into PostgreSQL until `stop()`.
+
+    Args:
+        consumer: this worker's consumer in the shard groups.
+        writer: the PostgreSQL writer (opened).
+        settings: shards, batch size and wait, delivery limit, claim idle time, retention.
+        on_stored: awaited after each commit, before the acknowledgement, with the devices
+            whose logs the batch held; by default it bumps their cache version keys.
+    """
+
+    def __init__(
+        self,
+        *,
+        consumer: StreamConsumer,
+        writer: BulkWriter,
+        settings: Settings,
+        on_stored: OnStored | None = None,
+    ) -> None:
+        self.consumer = consumer
+        self.writer = writer
+        self.settings = settings
+        self.on_stored = on_stored or consumer.bump_cache_versions
+        self.batcher = Batcher(
+            consumer,
+            max_logs=settings.worker_batch_logs,
+            max_wait=settings.worker_batch_wait,
+            read_count=settings.worker_read_count,
+            poll=min(POLL, settings.claim_idle),
+        )
+        self.backoff_limit = settings.worker_backoff_max.total_seconds()
+        self.claim_idle_ms = max(1, int(settings.claim_idle.total_seconds() * 1000))
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Finish the batches in hand (commit, acknowledge), then return from `run`."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._maintain_partitions(), name="fleetlog-partitions")
+            for shard in range(self.settings.stream_shards):
+                tasks.create_task(self._serve(shard), name=f"fleetlog-shard-{shard}")
+
+    async def _serve(self, shard: int) -> None:
+        backoff = Backoff(self.backoff_limit)
+        next_reclaim = 0.0
+        ready = False
+        while not self._stopping.is_set():
+            try:
+                if not ready:
+                    await self.consumer.ensure_group(shard)
+                    ready = True
+                if time.monotonic() >= next_reclaim:
+                    await self.reclaim(shard)
+                    next_reclaim = time.monotonic() + self.claim_idle_ms / 2000
+                entries = await self.batcher.gather(shard)
+                if entries:
+                    await self.process(shard, entries)
+                backoff.reset()
+            except StoreUnavailable:
+                WORKER_RETRIES.labels("redis").inc()
+                await self._pause(backoff.next())
+            except Exception:
+                log.exception("shard %d: the worker loop failed; retrying", shard)
+                await self._pause(backoff.next())
+
+    async def reclaim(self, shard: int) -> None:
+        """Process entries pending too long (their worker died, or their batch was refused)."""
+        entries = await self.consumer.reclaim(
+            shard, min_idle_ms=self.claim_idle_ms, count=self.settings.worker_read_count
+        )
+        if entries:
+            log.info("shard %d: reclaimed %d pending entries", shard, len(entries))
+            await self.process(shard, entries)
+        backlog, pending = await self.consumer.status(shard)
+        STREAM_BACKLOG.labels(str(shard)).set(backlog)
+        STREAM_PENDING.labels(str(shard)).set(pending)
+
+    async def process(self, shard: int, entries: Sequence[StreamEntry]) -> None:
+        """Store one batch of entries and acknowledge what was stored."""
+        started = time.perf_counter()
+        WORKER_BATCH_LOGS.observe(sum(entry.logs for entry in entries))
+        batch = [decoded for entry in entries if (decoded := await self._decode(entry))]
+        stored = await self._store(batch)
+        if stored:
+            await self._finish(shard, stored)
+        log.info(
+            "shard %d: %d entries, %d of %d stored in %.0f ms",
+            shard,
+            len(entries),
+            sum(len(d.records) for d in stored),
+            sum(entry.logs for entry in entries),
+            (time.perf_counter() - started) * 1000,
+        )
+
+    async def _decode(self, entry: StreamEntry) -> Decoded | None:
+        if entry.deliveries > self.settings.max_deliveries:
+            error = f"delivered {entry.deliveries} times without being stored"
+            await self._dead_letter(entry, error, reason="max_deliveries")
+            return None
+        try:
+            return Decoded(entry, decode_records(entry.payload))
+        except UndecodableRecords as exc:
+            await self._dead_letter(entry, str(exc), reason="undecodable")
+            return None
+
+    async def _store(self, batch: list[Decoded]) -> list[Decoded]:
+        """Commit the batch; returns what got committed (less when stopping or refused)."""
+        if not batch:
+            return []
+        backoff = Backoff(self.backoff_limit)
+        rows = [keyed for decoded in batch for keyed in decoded.keyed()]
+        while True:
+            try:
+                new = await self.writer.write(rows)
+            except StoreUnavailable:
+                WORKER_RETRIES.labels("postgres").inc()
+                if not await self._pause(backoff.next()):
+                    return []
+                continue
+            except RejectedBatch as exc:
+                return await self._split(batch, exc)
+            LOGS_STORED.inc(new)
+            LOGS_DUPLICATE.inc(len(rows) - new)
+            return batch
+
+    async def _split(self, batch: list[Decoded], exc: RejectedBatch) -> list[Decoded]:
+        """Store the halves apart, down to the refused entry, which stays pending."""
+        if len(batch) > 1:
+            middle = len(batch) // 2
+            return await self._store(batch[:middle]) + await self._store(batch[middle:])
+        entry = batch[0].entry
+        log.warning(
+            "shard %d: entry %s refused (delivery %d of %d): %s",
+            entry.shard,
+            entry.id,
+            entry.deliveries,
+            self.settings.max_deliveries,
+            exc.message,
+        )
+        if entry.deliveries >= self.settings.max_deliveries:
+            await self._dead_letter(entry, exc.message, reason="rejected")
+        return []
+
+    async def _finish(self, shard: int, stored: list[Decoded]) -> None:
+        """Run the hook and acknowledge; retried while Redis is down (the rows are committed)."""
+        devices = {record.device_id for decoded in stored for record in decoded.records}
+        backoff = Backoff(self.backoff_limit)
+        while True:
+            try:
+                await self.on_stored(devices)
+                await self.consumer.acknowledge(shard, [decoded.entry for decoded in stored])
+                return
+            except StoreUnavailable:
+                # Given up only on stop: redelivered, the entries add no rows.
+                WORKER_RETRIES.labels("redis").inc()
+                if not await self._pause(backoff.next()):
+                    return
+
+    async def _dead_letter(self, entry: StreamEntry, error: str, *, reason: str) -> None:
+        if await self.consumer.dead_letter(entry, error):
+            DEAD_LETTERS.labels(str(entry.shard), reason).inc()
+            log.error(
+                "shard %d: entry %s dead-lettered (%s): %s", entry.shard, entry.id, reason, error
+            )
+
+    async def _maintain_partitions(self) -> None:
+        backoff = Backoff(self.backoff_limit)
+        while not self._stopping.is_set():
+            try:
+                done = await self.writer.maintain(
+                    ahead=self.settings.partitions_ahead,
+                    retention_days=self.settings.retention_days,
+                )
+            except StoreUnavailable:
+                await self._pause(backoff.next())
+                continue
+            if done.created or done.dropped:
+                log.info("partitions created %s, dropped %s", done.created, done.dropped)
+            backoff.reset()
+            await self._pause(MAINTENANCE_EVERY_S)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep unless stopping; False once the worker is stopping."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            return True
+        return False
+
+
+def consumer_name(settings: Settings) -> str:
+    return f"{settings.instance}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+async def run_worker(settings: Settings) -> None:
+    """The `fleetlog worker` process: run until SIGTERM or SIGINT, then finish and exit."""
+    if settings.redis_url is None or settings.database_url is None:
+        raise Misconfigured("the worker needs FLEETLOG_REDIS_URL and FLEETLOG_DATABASE_URL")
+    client = connect(settings.redis_url)
+    consumer = StreamConsumer(
+        client,
+        keys=Keys(settings.redis_namespace),
+        shards=settings.stream_shards,
+        name=consumer_name(settings),
+    )
+    writer = BulkWriter(settings.database_url, max_connections=settings.stream_shards + 1)
+    try:
+        with translated("be reached"):
+            await check_config(client)
+        await writer.open()
+        worker = Worker(consumer=consumer, writer=writer, settings=settings)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, worker.stop)
+        log.info("worker %s serving %d shards", consumer.name, settings.stream_shards)
+        await worker.run()
+        log.info("worker %s stopped", consumer.name)
+    finally:
+        await writer.close()
+        await consumer.close()

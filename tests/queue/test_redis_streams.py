@@ -1,0 +1,88 @@
+"""RedisStreamQueue on a real redis-server: one entry per request, a hard backlog limit."""
+
+import logging
+
+import pytest
+from redis.asyncio import Redis
+
+from fleetlog.errors import Misconfigured, QueueFull, StoreUnavailable
+from fleetlog.keys import Keys, shard_of
+from fleetlog.queue.redis_streams import RedisStreamQueue, connect
+from fleetlog.records import decode_records
+from tests.fixtures.pipeline import make_record
+from tests.fixtures.servers import RedisServer
+
+KEYS = Keys()
+
+
+def make_queue(url: str, *, max_backlog: int = 1000, shards: int = 4) -> RedisStreamQueue:
+    return RedisStreamQueue(
+        connect(url), keys=KEYS, shards=shards, max_backlog=max_backlog, retry_after=2.0
+    )
+
+
+class TestPut:
+    async def test_one_request_is_one_entry_on_its_first_device_shard(
+        self, queue: RedisStreamQueue, redis: Redis
+    ) -> None:
+        records = [make_record(device_id="cam-7", message=f"m{i}") for i in range(5)]
+        records.append(make_record(device_id="other-device"))
+
+        ids = await queue.put(records)
+
+        shard = shard_of("cam-7", 4)
+        [(entry_id, fields)] = await redis.xrange(KEYS.stream(shard))
+        assert fields[b"n"] == b"6"
+        assert decode_records(fields[b"b"]) == records
+        assert ids == [f"{shard}-{entry_id.decode()}-{pos}" for pos in range(6)]
+        assert await queue.backlog() == 6
+
+    async def test_the_backlog_limit_refuses_without_writing(self, redis_url: str, redis: Redis):
+        queue = make_queue(redis_url, max_backlog=40, shards=4)  # 10 logs per shard
+        try:
+            await queue.put([make_record(device_id="cam-7")] * 8)
+            with pytest.raises(QueueFull) as refused:
+                await queue.put([make_record(device_id="cam-7")] * 3)
+            await queue.put([make_record(device_id="cam-7")] * 2)
+        finally:
+            await queue.close()
+        assert refused.value.headers == {"Retry-After": "2"}
+        assert await redis.xlen(KEYS.stream(shard_of("cam-7", 4))) == 2
+
+    async def test_redis_down_is_store_unavailable(self, fresh_redis: RedisServer) -> None:
+        queue = make_queue(fresh_redis.url)
+        try:
+            fresh_redis.kill()
+            with pytest.raises(StoreUnavailable):
+                await queue.put([make_record()])
+            assert not await queue.ping()
+        finally:
+            await queue.close()
+
+
+class TestStartupChecks:
+    async def test_refuses_a_redis_that_may_evict(self) -> None:
+        with RedisServer(["--maxmemory-policy", "allkeys-lru"]) as server:
+            queue = make_queue(server.url)
+            try:
+                with pytest.raises(Misconfigured, match="allkeys-lru"):
+                    await queue.start()
+            finally:
+                await queue.close()
+
+    async def test_warns_when_aof_is_off(self, caplog: pytest.LogCaptureFixture) -> None:
+        with RedisServer(["--appendonly", "no"]) as server:
+            queue = make_queue(server.url)
+            try:
+                with caplog.at_level(logging.WARNING, "fleetlog.queue.redis_streams"):
+                    await queue.start()
+            finally:
+                await queue.close()
+        assert "without AOF" in caplog.text
+
+    async def test_a_durable_redis_starts_quietly(
+        self, queue: RedisStreamQueue, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with caplog.at_level(logging.WARNING):
+            await queue.start()
+        assert caplog.text == ""

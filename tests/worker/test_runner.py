@@ -1,0 +1,231 @@
+"""The worker on real Redis and PostgreSQL: every accepted log stored exactly once."""
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from fleetlog.config import Settings
+from fleetlog.keys import Keys, shard_of
+from fleetlog.queue.redis_streams import RedisStreamQueue
+from fleetlog.records import decode_records, encode_records
+from fleetlog.store.bulk import BulkWriter
+from fleetlog.worker.runner import Decoded
+from tests.fixtures.pipeline import (
+    Table,
+    assert_stored_once,
+    make_record,
+    migrate_database,
+    open_consumer,
+    pipeline_settings,
+    running_worker,
+    sample,
+    wait_for,
+)
+from tests.fixtures.servers import PostgresServer
+
+KEYS = Keys()
+
+
+async def put_many(
+    queue: RedisStreamQueue, requests: int, *, per_request: int = 5, tag: str = ""
+) -> list[str]:
+    ids: list[str] = []
+    for i in range(requests):
+        device = f"device_{i % 23:03}"
+        records = [
+            make_record(device_id=device, message=f"{tag}{i}.{j}") for j in range(per_request)
+        ]
+        ids += await queue.put(records)
+    return ids
+
+
+async def drained(redis: Redis, shards: int = 4) -> bool:
+    """Nothing waits in any shard: streams empty, nothing pending, backlog counters at zero."""
+    for shard in range(shards):
+        if await redis.xlen(KEYS.stream(shard)) or int(await redis.get(KEYS.backlog(shard)) or 0):
+            return False
+    return True
+
+
+class TestStoring:
+    async def test_every_accepted_log_is_stored_once_and_the_streams_drain(
+        self, pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis
+    ) -> None:
+        stored_before = sample("fleetlog_logs_stored_total")
+        ids = await put_many(queue, 200, tag="a")
+        async with running_worker(pipeline):
+            ids += await put_many(queue, 200, tag="b")
+            await wait_for(lambda: table.has(len(ids)), what="2000 logs stored")
+            await wait_for(lambda: drained(redis), what="the streams to drain")
+        await assert_stored_once(table, ids)
+        assert await table.count() == 2000
+        assert sample("fleetlog_logs_stored_total") - stored_before == 2000
+
+    async def test_devices_stored_get_their_cache_version_bumped(
+        self, pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis
+    ) -> None:
+        await queue.put([make_record(device_id="cam-7")] * 3)
+        await queue.put([make_record(device_id="cam-8")])
+        async with running_worker(pipeline):
+            await wait_for(lambda: drained(redis), what="the streams to drain")
+        assert int(await redis.get(KEYS.cache_version("cam-7"))) >= 1
+        assert int(await redis.get(KEYS.cache_version("cam-8"))) >= 1
+
+    async def test_on_stored_runs_before_the_acknowledgement(
+        self, pipeline: Settings, queue: RedisStreamQueue, redis: Redis
+    ) -> None:
+        seen: list[tuple[set[str], int]] = []
+
+        async def on_stored(devices: set[str]) -> None:
+            shard = shard_of("cam-7", 4)
+            seen.append((devices, await redis.xlen(KEYS.stream(shard))))
+
+        await queue.put([make_record(device_id="cam-7")])
+        async with running_worker(pipeline, on_stored=on_stored):
+            await wait_for(lambda: drained(redis), what="the streams to drain")
+        assert seen == [({"cam-7"}, 1)]
+
+    async def test_two_workers_share_the_load_and_store_each_log_once(
+        self, pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis
+    ) -> None:
+        batches: dict[str, int] = {"one": 0, "two": 0}
+
+        def counting(name: str):
+            async def on_stored(devices: set[str]) -> None:
+                batches[name] += 1
+                await asyncio.sleep(0.005)
+
+            return on_stored
+
+        ids: list[str] = []
+        async with (
+            running_worker(pipeline, name="one", on_stored=counting("one")),
+            running_worker(pipeline, name="two", on_stored=counting("two")),
+        ):
+            for wave in range(20):
+                ids += await put_many(queue, 30, tag=f"w{wave}.")
+                await asyncio.sleep(0.01)
+            await wait_for(lambda: table.has(len(ids)), what="every log stored")
+            await wait_for(lambda: drained(redis), what="the streams to drain")
+        await assert_stored_once(table, ids)
+        assert await table.count() == len(ids)
+        assert batches["one"] > 0
+        assert batches["two"] > 0
+
+
+class TestRedelivery:
+    async def test_entries_of_a_dead_worker_are_reclaimed(
+        self, pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis
+    ) -> None:
+        ids = await put_many(queue, 40)
+        dead = open_consumer(pipeline, "dead-worker")
+        try:
+            for shard in range(4):
+                await dead.ensure_group(shard)
+                await dead.read(shard, count=100, block_ms=10)
+        finally:
+            await dead.close()
+        async with running_worker(pipeline):
+            await wait_for(lambda: drained(redis), what="the dead worker's entries to be stored")
+        await assert_stored_once(table, ids)
+
+    async def test_a_batch_committed_but_not_acknowledged_is_stored_once(
+        self,
+        pipeline: Settings,
+        queue: RedisStreamQueue,
+        writer: BulkWriter,
+        table: Table,
+        redis: Redis,
+    ) -> None:
+        ids = await put_many(queue, 40)
+        # A worker that committed its batch and died before acknowledging it.
+        dead = open_consumer(pipeline, "dead-worker")
+        try:
+            for shard in range(4):
+                await dead.ensure_group(shard)
+                entries = await dead.read(shard, count=100, block_ms=10)
+                decoded = [Decoded(entry, decode_records(entry.payload)) for entry in entries]
+                await writer.write([k for d in decoded for k in d.keyed()])
+        finally:
+            await dead.close()
+        assert await table.count() == 200
+        duplicates_before = sample("fleetlog_logs_duplicate_total")
+
+        async with running_worker(pipeline):
+            await wait_for(lambda: drained(redis), what="the redelivered entries to be acked")
+
+        await assert_stored_once(table, ids)
+        assert await table.count() == 200
+        assert sample("fleetlog_logs_duplicate_total") - duplicates_before == 200
+
+
+class TestPoison:
+    async def test_an_undecodable_entry_goes_to_the_dead_letter_stream(
+        self, pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis
+    ) -> None:
+        shard = shard_of("cam-7", 4)
+        ids = await queue.put([make_record(device_id="cam-7")] * 2)
+        bad_id = await redis.xadd(KEYS.stream(shard), {"n": "0", "b": b"\x80not a batch"})
+        ids += await queue.put([make_record(device_id="cam-7")] * 2)
+        before = sample("fleetlog_dead_letters_total", shard=str(shard), reason="undecodable")
+
+        async with running_worker(pipeline):
+            await wait_for(lambda: drained(redis), what="the streams to drain")
+
+        await assert_stored_once(table, ids)
+        [(_, dead)] = await redis.xrange(KEYS.dead(shard))
+        assert dead[b"id"] == bad_id
+        assert b"not a batch of records" in dead[b"error"]
+        assert dead[b"b"] == b"\x80not a batch"
+        after = sample("fleetlog_dead_letters_total", shard=str(shard), reason="undecodable")
+        assert after - before == 1
+
+    async def test_a_refused_entry_is_isolated_then_dead_lettered_after_max_deliveries(
+        self, pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis
+    ) -> None:
+        shard = shard_of("cam-7", 4)
+        ids = await queue.put([make_record(device_id="cam-7")] * 3)
+        # Past the API's validation, PostgreSQL refuses NUL in text.
+        poison = [make_record(device_id="cam-7"), make_record(device_id="cam-7", message="\x00")]
+        bad_id = await redis.xadd(KEYS.stream(shard), {"n": 2, "b": encode_records(poison)})
+        await redis.incrby(KEYS.backlog(shard), 2)
+        ids += await queue.put([make_record(device_id="cam-7")] * 3)
+
+        async with running_worker(pipeline):
+            await wait_for(lambda: table.has(6), what="the good entries to be stored")
+            await wait_for(lambda: drained(redis), what="the poison entry to be dead-lettered")
+
+        await assert_stored_once(table, ids)
+        assert await table.count() == 6
+        [(_, dead)] = await redis.xrange(KEYS.dead(shard))
+        assert dead[b"id"] == bad_id
+        assert dead[b"deliveries"] == str(pipeline.max_deliveries).encode()
+        assert b"0x00" in dead[b"error"]
+
+
+async def test_postgres_down_the_worker_waits_and_loses_nothing(
+    fresh_postgres: PostgresServer, redis_url: str, tmp_path, queue: RedisStreamQueue
+) -> None:
+    fresh_postgres.create_database("logs")
+    url = fresh_postgres.dsn("logs")
+    await migrate_database(url)
+    settings = pipeline_settings(redis_url, url, tmp_path)
+    table = Table(url)
+    retries_before = sample("fleetlog_worker_retries_total", reason="postgres")
+
+    async with running_worker(settings):
+        ids = await put_many(queue, 20, tag="before")
+        await wait_for(lambda: table.has(100), what="the first logs stored")
+        fresh_postgres.stop()
+        ids += await put_many(queue, 20, tag="during")
+
+        async def retried() -> bool:
+            return sample("fleetlog_worker_retries_total", reason="postgres") > retries_before + 2
+
+        await wait_for(retried, what="the worker to back off")
+        assert await queue.backlog() == 100
+        fresh_postgres.start()
+        await wait_for(lambda: table.has(200), what="the logs accepted while PostgreSQL was down")
+
+    await assert_stored_once(table, ids)
+    assert await table.count() == 200
