@@ -1,12 +1,13 @@
 """Settings, built once (by the CLI or a test) and passed down to every runtime."""
 
+import ipaddress
 import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -22,6 +23,12 @@ def seconds_or_iso(value: object) -> object:
 
 
 Duration = Annotated[timedelta, BeforeValidator(seconds_or_iso)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+def asyncpg_url(url: str) -> str:
+    """A `postgresql://` URL as SQLAlchemy's asyncpg dialect names it."""
+    return url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
 class Settings(BaseSettings):
@@ -44,6 +51,7 @@ class Settings(BaseSettings):
 
     max_body_bytes: PositiveInt = 8 * 1024 * 1024
     stats_cache_ttl: Duration = timedelta(seconds=60)
+    query_cache_ttl: Duration = timedelta(minutes=5)
 
     commit_max_rows: PositiveInt = 5_000
     max_backlog: PositiveInt = 200_000
@@ -52,6 +60,7 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
     database_url: str | None = None
+    database_replica_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     redis_namespace: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")] = "fleetlog"
     stream_shards: Annotated[int, Field(gt=0, le=1024)] = 4
@@ -65,10 +74,36 @@ class Settings(BaseSettings):
     partitions_ahead: PositiveInt = 3
     retention_days: PositiveInt | None = None
 
+    # Security (docs/security.md). Rates are requests per second, bursts requests.
+    insecure: bool = False
+    ratelimit_redis_url: str | None = None
+    jwt_secret: Annotated[SecretStr, Field(min_length=32)] | None = None
+    access_token_ttl: timedelta = timedelta(minutes=15)
+    refresh_token_ttl: timedelta = timedelta(days=7)
+    auth_cache_ttl: timedelta = timedelta(seconds=5)
+    key_rate: PositiveFloat = 10_000.0
+    key_burst: PositiveInt = 20_000
+    address_rate: PositiveFloat = 5.0
+    address_burst: PositiveInt = 20
+    max_url_bytes: PositiveInt = 8 * 1024
+    max_header_bytes: PositiveInt = 16 * 1024
+
+    @field_validator("database_replica_urls", mode="before")
+    @classmethod
+    def split_urls(cls, value: object) -> object:
+        """`FLEETLOG_DATABASE_REPLICA_URLS` is a comma-separated list."""
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
     @property
     def embedded(self) -> bool:
-        """True when fleetlog runs on its own: in-process queue and SQLite."""
-        return self.redis_url is None and self.database_url is None
+        """True when fleetlog runs on its own: SQLite with its in-process queue.
+
+        Redis alone (for shared rate limits) keeps fleetlog embedded; PostgreSQL makes it the
+        Redis Streams → worker → PostgreSQL pipeline, which then needs Redis too.
+        """
+        return self.database_url is None
 
     @property
     def mode(self) -> Literal["embedded", "redis-postgres"]:
@@ -83,4 +118,32 @@ class Settings(BaseSettings):
         """The SQLAlchemy URL of the log store."""
         if self.database_url is None:
             return f"sqlite+aiosqlite:///{self.sqlite_path}"
-        return self.database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+        return asyncpg_url(self.database_url)
+
+    @property
+    def replica_store_urls(self) -> list[str]:
+        return [asyncpg_url(url) for url in self.database_replica_urls]
+
+    @property
+    def rate_limit_redis(self) -> str | None:
+        """Where rate-limit budgets are shared: their own Redis if given, else the queue's."""
+        return self.ratelimit_redis_url or self.redis_url
+
+    @property
+    def jwt_secret_path(self) -> Path:
+        return self.data_dir / "jwt-secret"
+
+    @property
+    def loopback(self) -> bool:
+        """True when fleetlog listens on a loopback address only."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def open_allowed(self) -> bool:
+        """Whether fleetlog may run open (no credentials at all): on loopback, or if told to."""
+        return self.loopback or self.insecure

@@ -54,6 +54,21 @@ STORE_COMMIT_ROWS = Histogram(
     buckets=SIZE_BUCKETS,
 )
 
+AUTH_REFUSED = Counter(
+    "fleetlog_auth_refused_total",
+    "Requests refused by authentication or authorization, by reason (missing, invalid, scope).",
+    ["reason"],
+)
+RATE_LIMITED = Counter(
+    "fleetlog_rate_limited_total",
+    "Requests refused with 429 by a rate limit, by what was limited (key, user, address).",
+    ["subject"],
+)
+RATE_LIMIT_ERRORS = Counter(
+    "fleetlog_rate_limit_errors_total",
+    "Rate-limit checks that could not reach Redis (the request was let through).",
+)
+
 STREAM_BACKLOG = Gauge(
     "fleetlog_stream_backlog_logs",
     "Logs accepted into a shard's stream and not yet stored, by shard.",
@@ -88,6 +103,18 @@ WORKER_RETRIES = Counter(
     "fleetlog_worker_retries_total",
     "Times the worker backed off because Redis or PostgreSQL could not be used, by reason.",
     ["reason"],
+)
+
+CACHE_REQUESTS = Counter(
+    "fleetlog_cache_requests_total",
+    "Query cache look-ups, by cache (logs, stats) and outcome (hit, miss, error).",
+    ["cache", "outcome"],
+)
+
+READS = Counter(
+    "fleetlog_store_reads_total",
+    "Store reads, by role of the database that served them (primary, replica) and outcome.",
+    ["role", "outcome"],
 )
 
 

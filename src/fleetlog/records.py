@@ -1,5 +1,6 @@
 """Log records: what clients send, what fleetlog keeps, and what it answers."""
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,8 @@ MAX_MESSAGE = 5000
 MAX_BATCH = 1000
 MAX_LOG_DATA_DEPTH = 16
 MAX_LOG_DATA_KEYS = 1000
+# Every store and wire format fleetlog uses (jsonb, orjson) holds exactly these numbers.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class LogLevel(StrEnum):
@@ -60,7 +63,7 @@ def reject_nul(value: str) -> str:
 
 
 def check_log_data(value: dict[str, Any]) -> dict[str, Any]:
-    """Bound the shape of `log_data`: nesting depth, number of keys, no NUL anywhere."""
+    """Bound `log_data`: nesting depth, number of keys, no NUL, numbers every store can hold."""
     keys = 0
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -84,6 +87,10 @@ def check_log_data(value: dict[str, Any]) -> dict[str, Any]:
             stack.extend((item, depth + 1) for item in node)
         elif isinstance(node, str):
             reject_nul(node)
+        elif isinstance(node, int) and not INT64_MIN <= node <= INT64_MAX:
+            raise PydanticCustomError("int64_range", "numbers must fit in a signed 64-bit integer")
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise PydanticCustomError("finite_number", "numbers must be finite")
     return value
 
 
@@ -264,4 +271,13 @@ class Health(BaseModel):
     instance: str
     mode: Literal["embedded", "redis-postgres"]
     checks: dict[str, bool]
+    timestamp: datetime
+
+
+class Readiness(BaseModel):
+    ready: bool
+    instance: str
+    checks: dict[str, bool]
+    backlog: int = Field(description="Accepted logs not yet in the store.")
+    max_backlog: int = Field(description="Past this backlog, ingest answers 503.")
     timestamp: datetime

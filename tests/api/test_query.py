@@ -1,5 +1,8 @@
 import asyncio
+from datetime import timedelta
 
+from fleetlog.config import Settings
+from tests.fixtures.app import client_of, migrated, running_app
 from tests.fixtures.records import make_log
 
 
@@ -79,21 +82,8 @@ class TestStats:
         assert second == first
 
     async def test_fresh_once_the_cache_expires(self, tmp_path):
-        from datetime import timedelta
-
-        import httpx
-
-        from fleetlog.api.app import create_app
-        from fleetlog.config import Settings
-        from tests.fixtures.app import migrated
-
-        settings = await migrated(
-            Settings(_env_file=None, data_dir=tmp_path, stats_cache_ttl=timedelta(0))
-        )
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-                assert (await http.get("/api/stats")).json()["total_logs"] == 0
-                await http.post("/api/log", json=make_log())
-                assert (await http.get("/api/stats")).json()["total_logs"] == 1
+        settings = Settings(_env_file=None, data_dir=tmp_path, stats_cache_ttl=timedelta(0))
+        async with running_app(await migrated(settings)) as app, client_of(app) as http:
+            assert (await http.get("/api/stats")).json()["total_logs"] == 0
+            await http.post("/api/log", json=make_log())
+            assert (await http.get("/api/stats")).json()["total_logs"] == 1

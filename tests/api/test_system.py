@@ -1,3 +1,4 @@
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.records import make_batch, make_log
@@ -11,6 +12,15 @@ def samples(text):
     }
 
 
+@pytest.fixture
+async def store_gone(app):
+    """The SQLite file replaced by a directory: every connection to the store fails."""
+    services = app.state.services
+    await services.store.engine.dispose()
+    services.settings.sqlite_path.unlink()
+    services.settings.sqlite_path.mkdir()
+
+
 class TestHealth:
     async def test_healthy_in_the_reference_shape(self, client):
         answer = await client.get("/health")
@@ -21,14 +31,25 @@ class TestHealth:
         assert body["checks"] == {"sqlite": True, "queue": True}
         assert {"instance", "timestamp"} <= set(body)
 
-    async def test_unhealthy_when_the_store_is_gone(self, client, app):
-        services = app.state.services
-        await services.store.engine.dispose()
-        services.settings.sqlite_path.unlink()
-        services.settings.sqlite_path.mkdir()
+    async def test_unhealthy_when_the_store_is_gone(self, client, store_gone):
         answer = await client.get("/health")
         assert answer.status_code == 503
         assert answer.json()["checks"]["sqlite"] is False
+
+
+class TestReadiness:
+    async def test_ready_with_an_empty_backlog(self, client, settings):
+        answer = await client.get("/ready")
+        body = answer.json()
+        assert answer.status_code == 200
+        assert body["ready"] is True
+        assert body["backlog"] == 0
+        assert body["max_backlog"] == settings.max_backlog
+
+    async def test_not_ready_when_a_check_fails(self, client, store_gone):
+        answer = await client.get("/ready")
+        assert answer.status_code == 503
+        assert answer.json()["ready"] is False
 
 
 class TestMetrics:

@@ -10,6 +10,9 @@ from fleetlog.queue.local import LocalQueue
 from fleetlog.records import LogRecord
 from fleetlog.store.engine import create_store_engine
 from fleetlog.store.logs import LogStore
+from fleetlog.store.sqlite_writer import SqliteWriter
+from tests.fixtures.app import client_of, migrated, running_app
+from tests.fixtures.records import make_batch
 
 
 def records(n, device_id="d1"):
@@ -26,6 +29,10 @@ def commits():
     )
 
 
+def writer_of(settings):
+    return SqliteWriter(settings.sqlite_path, synchronous="FULL")
+
+
 @pytest.fixture
 async def store(settings):
     log_store = LogStore(create_store_engine(settings))
@@ -34,8 +41,8 @@ async def store(settings):
 
 
 @pytest.fixture
-async def queue(store):
-    local = LocalQueue(store, max_rows=1000, max_backlog=100, retry_after=2.0)
+async def queue(settings):
+    local = LocalQueue(writer_of(settings), max_rows=1000, max_backlog=100, retry_after=2.0)
     await local.start()
     yield local
     await local.close()
@@ -56,8 +63,8 @@ class TestGroupCommit:
         assert [stored[i] for i in first] == ["m0", "m1", "m2"]
         assert [stored[i] for i in second] == ["m0", "m1"]
 
-    async def test_commits_are_bounded_by_max_rows(self, store):
-        queue = LocalQueue(store, max_rows=10, max_backlog=1000, retry_after=1.0)
+    async def test_commits_are_bounded_by_max_rows(self, settings):
+        queue = LocalQueue(writer_of(settings), max_rows=10, max_backlog=1000, retry_after=1.0)
         await queue.start()
         before = commits()
         await asyncio.gather(*(queue.put(records(4)) for _ in range(10)))
@@ -77,38 +84,28 @@ class TestBackpressure:
         assert await queue.backlog() == 0
 
     async def test_batch_over_the_backlog_answers_503(self, tmp_path):
-        import httpx
-
-        from fleetlog.api.app import create_app
-        from tests.fixtures.app import migrated
-        from tests.fixtures.records import make_batch
-
         settings = await migrated(Settings(_env_file=None, data_dir=tmp_path, max_backlog=3))
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-                answer = await http.post("/api/logs/batch", json=make_batch(5))
-                assert answer.status_code == 503
-                assert answer.headers["Retry-After"] == "1"
-                assert answer.json()["error"] == "backlog_full"
-                assert (await http.post("/api/logs/batch", json=make_batch(3))).status_code == 200
+        async with running_app(settings) as app, client_of(app) as http:
+            answer = await http.post("/api/logs/batch", json=make_batch(5))
+            assert answer.status_code == 503
+            assert answer.headers["Retry-After"] == "1"
+            assert answer.json()["error"] == "backlog_full"
+            assert (await http.post("/api/logs/batch", json=make_batch(3))).status_code == 200
 
 
 class TestFailures:
     async def test_store_failure_fails_the_waiting_puts_and_frees_the_backlog(self, settings):
+        (settings.data_dir / "no-schema").mkdir()
         unmigrated = Settings(_env_file=None, data_dir=settings.data_dir / "no-schema")
-        store = LogStore(create_store_engine(unmigrated))
-        queue = LocalQueue(store, max_rows=100, max_backlog=100, retry_after=1.0)
+        queue = LocalQueue(writer_of(unmigrated), max_rows=100, max_backlog=100, retry_after=1.0)
         await queue.start()
         with pytest.raises(StoreUnavailable):
             await queue.put(records(3))
         assert await queue.backlog() == 0
         await queue.close()
-        await store.close()
 
-    async def test_close_commits_what_was_accepted(self, store):
-        queue = LocalQueue(store, max_rows=100, max_backlog=100, retry_after=1.0)
+    async def test_close_commits_what_was_accepted(self, settings, store):
+        queue = LocalQueue(writer_of(settings), max_rows=100, max_backlog=100, retry_after=1.0)
         await queue.start()
         pending = asyncio.ensure_future(queue.put(records(5)))
         await asyncio.sleep(0)

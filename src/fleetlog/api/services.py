@@ -4,6 +4,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from redis.asyncio import Redis
+
+from fleetlog.cache import QueryCache
 from fleetlog.config import Settings
 from fleetlog.errors import Misconfigured
 from fleetlog.ingest import Ingest
@@ -12,8 +15,9 @@ from fleetlog.query import LogQuery
 from fleetlog.queue import Queue
 from fleetlog.queue.local import LocalQueue
 from fleetlog.queue.redis_streams import RedisStreamQueue, connect
-from fleetlog.store.engine import create_store_engine
+from fleetlog.store.engine import create_replica_engines, create_store_engine
 from fleetlog.store.logs import LogStore
+from fleetlog.store.sqlite_writer import SqliteWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,20 +35,18 @@ class Services:
         return {"redis": await self.queue.ping(), "postgres": await self.store.ping()}
 
 
-def choose_queue(settings: Settings, store: LogStore) -> Queue:
+def choose_queue(settings: Settings, redis: Redis | None) -> Queue:
     """The embedded group commit, or Redis Streams in front of PostgreSQL and the worker."""
     retry_after = settings.retry_after.total_seconds()
-    if settings.embedded:
+    if redis is None:
         return LocalQueue(
-            store,
+            SqliteWriter(settings.sqlite_path, synchronous=settings.sqlite_synchronous),
             max_rows=settings.commit_max_rows,
             max_backlog=settings.max_backlog,
             retry_after=retry_after,
         )
-    if settings.redis_url is None or settings.database_url is None:
-        raise Misconfigured("Redis mode needs both FLEETLOG_REDIS_URL and FLEETLOG_DATABASE_URL")
     return RedisStreamQueue(
-        connect(settings.redis_url),
+        redis,
         keys=Keys(settings.redis_namespace),
         shards=settings.stream_shards,
         max_backlog=settings.max_backlog,
@@ -52,14 +54,28 @@ def choose_queue(settings: Settings, store: LogStore) -> Queue:
     )
 
 
+def pipeline_redis(settings: Settings) -> Redis | None:
+    """The Redis client of the pipeline (queue and query cache); None when embedded."""
+    if settings.embedded:
+        return None
+    if settings.redis_url is None:
+        raise Misconfigured("with FLEETLOG_DATABASE_URL, fleetlog needs FLEETLOG_REDIS_URL too")
+    return connect(settings.redis_url)
+
+
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    store = LogStore(create_store_engine(settings))
-    try:
-        queue = choose_queue(settings, store)
-    except Misconfigured:
-        await store.close()
-        raise
+    redis = pipeline_redis(settings)
+    store = LogStore(create_store_engine(settings), replicas=create_replica_engines(settings))
+    queue = choose_queue(settings, redis)
+    cache = None
+    if redis is not None:
+        cache = QueryCache(
+            redis,
+            Keys(settings.redis_namespace),
+            answers_ttl=settings.query_cache_ttl,
+            stats_ttl=settings.stats_cache_ttl,
+        )
     try:
         await queue.start()
         yield Services(
@@ -67,8 +83,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             store=store,
             queue=queue,
             ingest=Ingest(queue),
-            query=LogQuery(store, stats_ttl=settings.stats_cache_ttl),
+            query=LogQuery(store, stats_ttl=settings.stats_cache_ttl, cache=cache),
         )
     finally:
+        # The queue owns the Redis client it shares with the cache, and closes it.
         await queue.close()
         await store.close()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from fleetlog.errors import QueueFull, StoreUnavailable
 from fleetlog.records import LogRecord
-from fleetlog.store.logs import LogStore
+from fleetlog.store.sqlite_writer import SqliteWriter
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,9 @@ class LocalQueue:
     """Queue for embedded mode: `put` returns once the records are committed to the store."""
 
     def __init__(
-        self, store: LogStore, *, max_rows: int, max_backlog: int, retry_after: float
+        self, writer: SqliteWriter, *, max_rows: int, max_backlog: int, retry_after: float
     ) -> None:
-        self.store = store
+        self.writer = writer
         self.max_rows = max_rows
         self.max_backlog = max_backlog
         self.retry_after = retry_after
@@ -65,10 +65,13 @@ class LocalQueue:
         return self._task is not None and not self._task.done()
 
     async def close(self) -> None:
+        if self._closing:
+            return
         self._closing = True
         self._wakeup.set()
         if self._task is not None:
             await self._task
+        await self.writer.close()
 
     async def _commit_loop(self) -> None:
         while not (self._closing and not self._waiting):
@@ -88,7 +91,7 @@ class LocalQueue:
     async def _commit(self, group: list[Waiting]) -> None:
         records = [record for waiting in group for record in waiting.records]
         try:
-            ids = await self.store.insert_batch(records)
+            ids = await self.writer.insert_batch(records)
         except StoreUnavailable as exc:
             self._settle(group, exc)
             return

@@ -18,7 +18,7 @@ def dumps_json(value: Any) -> str:
 def create_store_engine(settings: Settings) -> AsyncEngine:
     """The engine of `settings.store_url`; SQLite gets WAL and the configured `synchronous`."""
     if settings.database_url is not None:
-        return create_async_engine(settings.store_url, pool_size=10, max_overflow=10)
+        return create_postgres_engine(settings.store_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
         settings.store_url,
@@ -38,3 +38,18 @@ def create_store_engine(settings: Settings) -> AsyncEngine:
         cursor.close()
 
     return engine
+
+
+def create_postgres_engine(url: str) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        json_serializer=dumps_json,
+        json_deserializer=orjson.loads,
+    )
+
+
+def create_replica_engines(settings: Settings) -> list[AsyncEngine]:
+    return [create_postgres_engine(url) for url in settings.replica_store_urls]

@@ -1,31 +1,23 @@
 """LogStore: insert batches of records, read them back newest first, count them."""
 
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from fleetlog.errors import StoreUnavailable
-from fleetlog.metrics import STORE_COMMIT_ROWS, STORE_COMMIT_SECONDS
-from fleetlog.records import LogOut, LogRecord
-from fleetlog.store.engine import dumps_json
+from fleetlog.records import LogOut
+from fleetlog.store.replicas import ReadEngines
 from fleetlog.store.tables import logs
 
 log = logging.getLogger(__name__)
 
 RECENT_DEVICES = 10
 RETRY_AFTER_S = 1.0
-
-_SQLITE_INSERT = (
-    "INSERT INTO logs (device_id, log_level, message, log_data, created_at, received_at)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,44 +35,9 @@ def as_utc(value: datetime) -> datetime:
 class LogStore:
     """The one query layer over the `logs` table, for SQLite and PostgreSQL alike."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, replicas: Sequence[AsyncEngine] = ()) -> None:
         self.engine = engine
-        # Times written by the fast path must read back exactly as SQLAlchemy writes them.
-        datetime_type = logs.c.created_at.type.dialect_impl(engine.dialect)
-        to_db_time = datetime_type.bind_processor(engine.dialect)
-        self._sqlite_time: Callable[[datetime], Any] = to_db_time or (lambda value: value)
-
-    async def insert_batch(self, records: Sequence[LogRecord]) -> list[int]:
-        """Insert all records in one SQLite transaction; returns their ids in the same order.
-
-        The embedded writer (PostgreSQL is loaded with COPY by the worker). The insert runs as
-        one `executemany` on the driver: SQLAlchemy's per-row processing costs ten times more.
-        """
-        rows = [self._sqlite_row(record) for record in records]
-        started = time.perf_counter()
-        try:
-            async with self.engine.begin() as conn:
-                await conn.exec_driver_sql(_SQLITE_INSERT, rows)
-                last = (await conn.exec_driver_sql("SELECT last_insert_rowid()")).scalar_one()
-        except (OperationalError, DBAPIError) as exc:
-            log.warning("insert of %d logs failed: %s", len(records), exc)
-            raise StoreUnavailable(
-                "the log store cannot commit", retry_after=RETRY_AFTER_S
-            ) from exc
-        STORE_COMMIT_SECONDS.observe(time.perf_counter() - started)
-        STORE_COMMIT_ROWS.observe(len(records))
-        # The transaction held SQLite's only write lock, so its rowids are consecutive.
-        return list(range(last - len(rows) + 1, last + 1))
-
-    def _sqlite_row(self, record: LogRecord) -> tuple[str, str, str, str, str, str]:
-        return (
-            record.device_id,
-            record.level,
-            record.message,
-            dumps_json(record.log_data),
-            self._sqlite_time(record.ts),
-            self._sqlite_time(record.received_at),
-        )
+        self.reads = ReadEngines(engine, replicas)
 
     async def latest(self, device_id: str, *, limit: int) -> list[LogOut]:
         """The device's newest logs by event time, newest first."""
@@ -90,8 +47,10 @@ class LogStore:
             .order_by(logs.c.created_at.desc(), logs.c.id.desc())
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
+
+        async def read(conn: AsyncConnection) -> Sequence[RowMapping]:
+            return (await conn.execute(query)).mappings().all()
+
         return [
             LogOut(
                 id=row["id"],
@@ -102,7 +61,7 @@ class LogStore:
                 created_at=as_utc(row["created_at"]),
                 received_at=as_utc(row["received_at"]),
             )
-            for row in rows
+            for row in await self.reads.run(read)
         ]
 
     async def counts(self) -> Counts:
@@ -115,10 +74,13 @@ class LogStore:
             .order_by(last_seen.desc())
             .limit(RECENT_DEVICES)
         )
-        async with self.engine.connect() as conn:
+
+        async def read(conn: AsyncConnection) -> Counts:
             by_level: dict[str, int] = dict((await conn.execute(by_level_query)).all())
             recent = list((await conn.execute(recent_query)).scalars())
-        return Counts(total=sum(by_level.values()), by_level=by_level, recent_devices=recent)
+            return Counts(total=sum(by_level.values()), by_level=by_level, recent_devices=recent)
+
+        return await self.reads.run(read)
 
     async def ping(self) -> bool:
         try:
@@ -129,4 +91,4 @@ class LogStore:
         return True
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        await self.reads.close()

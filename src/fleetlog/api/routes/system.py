@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from fleetlog import __version__
 from fleetlog.api.deps import ServicesDep, SettingsDep
 from fleetlog.metrics import exposition
-from fleetlog.records import Health
+from fleetlog.records import Health, Readiness
 
 router = APIRouter(tags=["service"])
 
@@ -30,6 +30,23 @@ async def health(services: ServicesDep) -> JSONResponse:
     return JSONResponse(answer.model_dump(mode="json"), status_code=200 if healthy else 503)
 
 
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+async def ready(services: ServicesDep) -> JSONResponse:
+    """Whether this process should get traffic: every check passes and the backlog has room."""
+    checks = await services.checks()
+    backlog = await services.queue.backlog()
+    limit = services.settings.max_backlog
+    answer = Readiness(
+        ready=all(checks.values()) and backlog < limit,
+        instance=services.settings.instance,
+        checks=checks,
+        backlog=backlog,
+        max_backlog=limit,
+        timestamp=datetime.now(UTC),
+    )
+    return JSONResponse(answer.model_dump(mode="json"), status_code=200 if answer.ready else 503)
+
+
 @router.get("/metrics", response_class=Response)
 async def metrics() -> Response:
     """Prometheus text exposition."""
@@ -46,6 +63,7 @@ async def root(settings: SettingsDep) -> dict[str, Any]:
         "mode": settings.mode,
         "endpoints": {
             "health": "/health",
+            "ready": "/ready",
             "create_log": "POST /api/log",
             "create_logs": "POST /api/logs/batch",
             "get_logs": "GET /api/logs/{device_id}",

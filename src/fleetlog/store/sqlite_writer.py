@@ -1,0 +1,98 @@
+"""SqliteWriter: the embedded store's one writer, a group of logs per durable commit.
+
+A whole group goes to SQLite as one JSON parameter of one `INSERT … SELECT FROM json_each(?)`
+statement, in autocommit, on a connection owned by one thread. One statement means SQLite runs
+the insert and the commit's fsync without taking Python's GIL back row by row: under load a
+row-by-row `executemany` waits for the GIL at every row and took three times as long.
+"""
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+import orjson
+from sqlalchemy.dialects import sqlite
+
+from fleetlog.errors import StoreUnavailable
+from fleetlog.metrics import STORE_COMMIT_ROWS, STORE_COMMIT_SECONDS
+from fleetlog.records import LogRecord
+from fleetlog.store.tables import logs
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 1.0
+BUSY_TIMEOUT_MS = 30_000
+INSERT = """
+INSERT INTO logs (device_id, log_level, message, log_data, created_at, received_at)
+SELECT value->>0, value->>1, value->>2, value->3, value->>4, value->>5 FROM json_each(?)
+"""
+
+_dialect = sqlite.dialect()
+# Times must be written exactly as SQLAlchemy writes and reads them on SQLite.
+_sqlite_time = cast(
+    Callable[[datetime], str],
+    logs.c.created_at.type.dialect_impl(_dialect).bind_processor(_dialect),
+)
+
+
+def as_rows(records: Sequence[LogRecord]) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    for record in records:
+        received = _sqlite_time(record.received_at)
+        ts = received if record.ts is record.received_at else _sqlite_time(record.ts)
+        rows.append([record.device_id, record.level, record.message, record.log_data, ts, received])
+    return rows
+
+
+class SqliteWriter:
+    def __init__(self, path: Path, *, synchronous: str) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetlog-sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def insert_batch(self, records: Sequence[LogRecord]) -> list[int]:
+        """Commit all records durably in one transaction; their ids, in the same order."""
+        payload = orjson.dumps(as_rows(records))
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            last = await loop.run_in_executor(self._thread, self._insert, payload)
+        except sqlite3.Error as exc:
+            log.warning("insert of %d logs failed: %s", len(records), exc)
+            unavailable = StoreUnavailable("the log store cannot commit", retry_after=RETRY_AFTER_S)
+            raise unavailable from exc
+        STORE_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        STORE_COMMIT_ROWS.observe(len(records))
+        # One statement holds SQLite's only write lock, so its rowids are consecutive.
+        return list(range(last - len(records) + 1, last + 1))
+
+    def _insert(self, payload: bytes) -> int:
+        db = self._connection()
+        db.execute(INSERT, (payload.decode(),))
+        last: int = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+        return last
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self.synchronous}")
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._db = db
+        return self._db
+
+    async def close(self) -> None:
+        def close_connection() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await asyncio.get_running_loop().run_in_executor(self._thread, close_connection)
+        self._thread.shutdown()

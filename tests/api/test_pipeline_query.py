@@ -1,0 +1,98 @@
+"""The query side in Redis mode: cached answers never hide a stored log; stats cached in Redis."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.fixtures.app import client_of, running_app
+from tests.fixtures.pipeline import running_worker, sample, wait_for
+from tests.fixtures.records import make_log
+
+
+@pytest.fixture
+async def pipeline_app(pipeline) -> AsyncIterator[FastAPI]:
+    async with running_app(pipeline) as app:
+        yield app
+
+
+@pytest.fixture
+async def http(pipeline_app) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_of(pipeline_app) as client:
+        yield client
+
+
+def stored_and_acknowledged(app: FastAPI) -> Callable[[], Awaitable[bool]]:
+    """Nothing left in the streams: every entry was committed, its devices bumped, and deleted."""
+
+    async def condition() -> bool:
+        return await app.state.services.queue.backlog() == 0
+
+    return condition
+
+
+async def messages(http: httpx.AsyncClient, device_id: str) -> tuple[str, list[str]]:
+    body = (await http.get(f"/api/logs/{device_id}")).json()
+    return body["source"], [row["message"] for row in body["data"]]
+
+
+async def post(http: httpx.AsyncClient, **fields) -> None:
+    assert (await http.post("/api/log", json=make_log(**fields))).status_code == 200
+
+
+async def test_a_stored_log_is_never_hidden_by_a_cached_answer(http, pipeline, pipeline_app):
+    async with running_worker(pipeline):
+        await post(http, device_id="cam", message="first")
+        await wait_for(stored_and_acknowledged(pipeline_app), what="the first log stored")
+        assert await messages(http, "cam") == ("database", ["first"])
+        assert await messages(http, "cam") == ("cache", ["first"])
+
+        await post(http, device_id="cam", message="second", timestamp="2099-01-01T00:00:00Z")
+        await wait_for(stored_and_acknowledged(pipeline_app), what="the second log stored")
+        assert await messages(http, "cam") == ("database", ["second", "first"])
+        assert await messages(http, "cam") == ("cache", ["second", "first"])
+
+
+async def test_other_devices_keep_their_cached_answers(http, pipeline, pipeline_app):
+    async with running_worker(pipeline):
+        await post(http, device_id="quiet", message="q")
+        await post(http, device_id="busy", message="b1")
+        await wait_for(stored_and_acknowledged(pipeline_app), what="logs stored")
+        assert (await messages(http, "quiet"))[0] == "database"
+        await post(http, device_id="busy", message="b2")
+        await wait_for(stored_and_acknowledged(pipeline_app), what="logs stored")
+        assert await messages(http, "quiet") == ("cache", ["q"])
+
+
+async def test_cache_hits_and_misses_are_counted(http):
+    misses = sample("fleetlog_cache_requests_total", cache="logs", outcome="miss")
+    hits = sample("fleetlog_cache_requests_total", cache="logs", outcome="hit")
+    await http.get("/api/logs/nobody")
+    await http.get("/api/logs/nobody")
+    assert sample("fleetlog_cache_requests_total", cache="logs", outcome="miss") == misses + 1
+    assert sample("fleetlog_cache_requests_total", cache="logs", outcome="hit") == hits + 1
+
+
+async def test_stats_are_cached_in_redis_for_their_ttl(http, pipeline, pipeline_app, redis):
+    first = (await http.get("/api/stats")).json()
+    assert first["max_age_s"] == 60
+    async with running_worker(pipeline):
+        await post(http, device_id="cam", message="after the stats")
+        await wait_for(stored_and_acknowledged(pipeline_app), what="the log stored")
+    assert (await http.get("/api/stats")).json() == first
+    await redis.delete("fleetlog:cache:stats")
+    assert (await http.get("/api/stats")).json()["total_logs"] == first["total_logs"] + 1
+
+
+async def test_health_has_the_reference_checks(http):
+    body = (await http.get("/health")).json()
+    assert body["checks"] == {"redis": True, "postgres": True}
+    assert body["mode"] == "redis-postgres"
+
+
+async def test_readiness_reports_the_backlog(http):
+    await post(http, device_id="cam", message="waiting for a worker")
+    body = (await http.get("/ready")).json()
+    assert body["ready"] is True
+    assert body["backlog"] == 1
