@@ -61,6 +61,15 @@ class TestFieldRules:
         assert answer.status_code == 422
         assert ("log_data", "max_depth") in rules(answer)
 
+    async def test_numbers_no_store_can_hold(self, client):
+        answer = await client.post("/api/log", json=make_log(log_data={"n": [2**64]}))
+        assert ("log_data", "int64_range") in rules(answer)
+        for literal in (b"1e400", b"NaN", b"-Infinity"):
+            body = b'{"device_id": "d", "log_level": "INFO", "message": "m", "log_data": {"x": '
+            answer = await client.post("/api/log", content=body + literal + b"}}", headers=JSON)
+            assert answer.status_code in (400, 422), literal
+        await assert_nothing_stored(client)
+
     async def test_too_many_log_data_keys(self, client):
         log_data = {f"k{i}": i for i in range(1001)}
         answer = await client.post("/api/log", json=make_log(log_data=log_data))
