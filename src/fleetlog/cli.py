@@ -11,6 +11,7 @@ import uvicorn
 from prometheus_client import start_http_server
 from rich.console import Console
 
+from fleetlog.cli_credentials import keys_app, security_banner, users_app
 from fleetlog.config import Settings
 from fleetlog.logconfig import configure_logging
 from fleetlog.store.engine import create_store_engine
@@ -22,6 +23,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
 console = Console(stderr=True)
 
 
@@ -66,14 +69,21 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
     workers: Annotated[int | None, typer.Option(help="Server processes", min=1)] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where embedded data lives")] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Serve off loopback even with no credentials")
+    ] = False,
 ) -> None:
     """Run the service (embedded on SQLite unless Redis and PostgreSQL are configured)."""
-    settings = load_settings(host=host, port=port, workers=workers, data_dir=data_dir)
+    settings = load_settings(
+        host=host, port=port, workers=workers, data_dir=data_dir, insecure=insecure or None
+    )
     configure_logging(settings.log_format, settings.log_level)
     asyncio.run(migrate_to_head(settings))
+    security = security_banner(settings)
     if settings.workers > 1:
         share_metrics_across(settings)
     banner(settings)
+    console.print(f"  security      {security}")
     uvicorn.run(
         "fleetlog.api.app:app_from_environment",
         factory=True,

@@ -1,5 +1,6 @@
 """The errors fleetlog raises on purpose; each knows the HTTP status it is answered with."""
 
+import math
 from typing import Any, ClassVar
 
 
@@ -34,6 +35,16 @@ class MalformedBody(FleetlogError):
 class PayloadTooLarge(FleetlogError):
     status = 413
     code = "payload_too_large"
+
+
+class UriTooLong(FleetlogError):
+    status = 414
+    code = "uri_too_long"
+
+
+class HeadersTooLarge(FleetlogError):
+    status = 431
+    code = "headers_too_large"
 
 
 class UnsupportedMediaType(FleetlogError):
@@ -78,3 +89,63 @@ class Misconfigured(FleetlogError):
     """A server fleetlog depends on is set up in a way that could lose accepted logs."""
 
     code = "misconfigured"
+
+
+class Unauthorized(FleetlogError):
+    """No credentials, or credentials fleetlog does not accept (unknown, revoked, expired)."""
+
+    status = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str, *, invalid: bool = False) -> None:
+        super().__init__(message)
+        self.invalid = invalid
+
+    @property
+    def headers(self) -> dict[str, str]:
+        # RFC 6750: name the scheme; say "invalid_token" only when a credential was sent.
+        challenge = 'Bearer realm="fleetlog"'
+        if self.invalid:
+            challenge += ', error="invalid_token"'
+        return {"WWW-Authenticate": challenge}
+
+
+class Forbidden(FleetlogError):
+    """A valid identity without the right to do this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class RateLimited(FleetlogError):
+    """Over a rate limit: retry after `retry_after` seconds."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, limit: int, reset_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.limit = limit
+        self.reset_after = reset_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {
+            "Retry-After": str(max(1, math.ceil(self.retry_after))),
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(max(1, math.ceil(self.reset_after))),
+        }
+
+
+class Conflict(FleetlogError):
+    """The thing to create exists already."""
+
+    status = 409
+    code = "conflict"
+
+
+class NotFound(FleetlogError):
+    status = 404
+    code = "not_found"

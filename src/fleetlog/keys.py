@@ -16,6 +16,8 @@ counters together stay valid on a Redis Cluster. With the default namespace `fle
 | `fleetlog:{d:<dev>}:answers` | hash    | cached answers of GET /api/logs/<dev>, field            |
 |                              |         | `<version>:<limit>`; only the current version's, TTL    |
 | `fleetlog:cache:stats`       | string  | the cached answer of GET /api/stats, with its TTL       |
+| `fleetlog:rl:<subject>`      | string  | GCRA rate-limit state of `key:<id>`, `user:<id>` or     |
+|                              |         | `address:<ip>`: its TAT in µs; expires when idle        |
 | group `fleetlog-workers`     | group   | the consumer group reading every shard's stream         |
 """
 
@@ -53,3 +55,6 @@ class Keys:
 
     def cache_stats(self) -> str:
         return f"{self.namespace}:cache:stats"
+
+    def rate_limit(self, subject: str) -> str:
+        return f"{self.namespace}:rl:{subject}"

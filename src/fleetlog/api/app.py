@@ -6,10 +6,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from fleetlog import __version__
-from fleetlog.api.errors import add_exception_handlers
+from fleetlog.api.errors import add_exception_handlers, documented
+from fleetlog.api.limits import RequestLimits
 from fleetlog.api.middleware import MetricsMiddleware
 from fleetlog.api.openapi import install_openapi
-from fleetlog.api.routes import ingest, query, system
+from fleetlog.api.routes import admin, auth, ingest, query, system
+from fleetlog.api.security import open_gatekeeper
 from fleetlog.api.services import open_services
 from fleetlog.config import Settings
 from fleetlog.records import LogBatchIn, LogIn
@@ -18,8 +20,9 @@ from fleetlog.records import LogBatchIn, LogIn
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_services(settings) as services:
+        async with open_services(settings) as services, open_gatekeeper(settings) as gatekeeper:
             app.state.services = services
+            app.state.gatekeeper = gatekeeper
             yield
 
     app = FastAPI(
@@ -27,10 +30,19 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description="Log collection that answers fast and never loses an accepted log.",
         lifespan=lifespan,
+        responses=documented(
+            {400: "The body cannot be parsed", 422: "A parameter or field breaks its rule"}
+        ),
     )
     add_exception_handlers(app)
+    app.add_middleware(
+        RequestLimits,
+        max_url_bytes=settings.max_url_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        max_body_bytes=settings.max_body_bytes,
+    )
     app.add_middleware(MetricsMiddleware)
-    for module in (ingest, query, system):
+    for module in (ingest, query, system, auth, admin):
         app.include_router(module.router)
     install_openapi(app, [LogIn, LogBatchIn])
     return app

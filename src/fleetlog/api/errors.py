@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException
 
@@ -17,6 +17,22 @@ from fleetlog.metrics import INGEST_REJECTED
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a stable code, a sentence for people, and details where useful."""
+
+    error: str
+    message: str
+    detail: Any = None
+
+
+def documented(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for error statuses, each answered with an ErrorBody."""
+    return {
+        status: {"model": ErrorBody, "description": description}
+        for status, description in descriptions.items()
+    }
 
 
 def field_path(loc: Iterable[int | str]) -> str:

@@ -5,6 +5,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -34,4 +35,33 @@ logs = Table(
     Index("ix_logs_device_created", "device_id", "created_at"),
     Index("ix_logs_level_created", "log_level", "created_at"),
     Index("ix_logs_created", "created_at", postgresql_using="brin"),
+)
+
+# Credentials: API keys are kept as the SHA-256 of the key (high-entropy, so no slow hash is
+# needed), people's passwords as argon2 hashes. Revoked keys stay, so names are never reused.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer(), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("hint", String(16), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("device_prefix", String(50)),
+    Column("rate", Float()),
+    Column("burst", Integer()),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer(), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", Text(), nullable=False),
+    # Bumped by a password change: tokens issued before it stop working.
+    Column("token_version", Integer(), nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -2,12 +2,16 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from fleetlog.api.deps import QueryDep
+from fleetlog.api.security import AUTH_RESPONSES, require
+from fleetlog.auth.principals import Scope
 from fleetlog.records import MAX_BATCH, MAX_DEVICE_ID, LogsPage, Stats
 
-router = APIRouter(tags=["query"])
+router = APIRouter(
+    tags=["query"], dependencies=[Depends(require(Scope.READ))], responses=AUTH_RESPONSES
+)
 
 
 @router.get("/api/logs/{device_id}", response_model=LogsPage)

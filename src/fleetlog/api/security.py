@@ -1,0 +1,123 @@
+"""Authentication and authorization as route dependencies: `Writer`, `Reader`, `Admin`.
+
+A credential comes as `Authorization: Bearer <API key or access token>` or `X-API-Key: <key>`.
+The two schemes are declared to OpenAPI, so Swagger UI's Authorize button offers both.
+"""
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+
+from fleetlog.api.errors import documented
+from fleetlog.auth.credentials import Credentials
+from fleetlog.auth.gatekeeper import Gatekeeper, Policy
+from fleetlog.auth.principals import Principal, Scope
+from fleetlog.auth.tokens import TokenIssuer, load_or_create_secret
+from fleetlog.config import Settings
+from fleetlog.keys import Keys
+from fleetlog.ratelimit import Limit, RateLimiter
+from fleetlog.ratelimit.memory import MemoryRateLimiter
+from fleetlog.ratelimit.redis_gcra import RedisRateLimiter
+from fleetlog.store.engine import create_store_engine
+
+log = logging.getLogger(__name__)
+
+TOKEN_URL = "/api/auth/token"
+
+bearer = OAuth2PasswordBearer(
+    tokenUrl=TOKEN_URL,
+    auto_error=False,
+    scheme_name="bearer",
+    description="A user's access token (from /api/auth/token) or an API key.",
+)
+api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, scheme_name="apiKey", description="An API key."
+)
+
+AUTH_RESPONSES = documented(
+    {
+        401: "No credential, or one that is unknown, revoked or expired (see WWW-Authenticate)",
+        403: "The credential is valid but lacks the right for this route",
+        429: "Over the rate limit; retry after Retry-After seconds (RateLimit-* headers)",
+    }
+)
+
+BearerToken = Annotated[str | None, Depends(bearer)]
+ApiKeyHeader = Annotated[str | None, Depends(api_key_header)]
+
+
+def get_gatekeeper(request: Request) -> Gatekeeper:
+    gatekeeper: Gatekeeper = request.app.state.gatekeeper
+    return gatekeeper
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client is not None else None
+
+
+def require(scope: Scope | None) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting only principals granted `scope` (any identity when None)."""
+
+    async def admitted(request: Request, token: BearerToken, key: ApiKeyHeader) -> Principal:
+        gatekeeper = get_gatekeeper(request)
+        return await gatekeeper.admit(token or key, scope, client_address(request))
+
+    return admitted
+
+
+async def throttle_address(request: Request) -> None:
+    """Rate-limit a route that needs no credential by the client's address."""
+    await get_gatekeeper(request).throttle_address(client_address(request))
+
+
+Identity = Annotated[Principal, Depends(require(None))]
+Writer = Annotated[Principal, Depends(require(Scope.INGEST))]
+Reader = Annotated[Principal, Depends(require(Scope.READ))]
+Admin = Annotated[Principal, Depends(require(Scope.ADMIN))]
+GatekeeperDep = Annotated[Gatekeeper, Depends(get_gatekeeper)]
+
+
+def rate_limiter(settings: Settings) -> RateLimiter:
+    """Shared budgets in Redis whenever Redis is configured; in-process otherwise."""
+    if settings.rate_limit_redis is not None:
+        return RedisRateLimiter(settings.rate_limit_redis, keys=Keys(settings.redis_namespace))
+    return MemoryRateLimiter()
+
+
+def jwt_secret(settings: Settings) -> str:
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value()
+    if not settings.embedded:
+        log.warning(
+            "FLEETLOG_JWT_SECRET is not set: using %s; API processes on other machines "
+            "will not accept this one's tokens",
+            settings.jwt_secret_path,
+        )
+    return load_or_create_secret(settings.jwt_secret_path)
+
+
+@asynccontextmanager
+async def open_gatekeeper(settings: Settings) -> AsyncIterator[Gatekeeper]:
+    engine = create_store_engine(settings)
+    tokens = TokenIssuer(
+        jwt_secret(settings),
+        access_ttl=settings.access_token_ttl,
+        refresh_ttl=settings.refresh_token_ttl,
+    )
+    policy = Policy(
+        open_allowed=settings.open_allowed,
+        insecure=settings.insecure,
+        cache_ttl=settings.auth_cache_ttl.total_seconds(),
+        default_limit=Limit(settings.key_rate, settings.key_burst),
+        address_limit=Limit(settings.address_rate, settings.address_burst),
+    )
+    gatekeeper = Gatekeeper(Credentials(engine), tokens, rate_limiter(settings), policy=policy)
+    try:
+        yield gatekeeper
+    finally:
+        await gatekeeper.close()
+        await engine.dispose()

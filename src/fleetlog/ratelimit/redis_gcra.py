@@ -1,0 +1,65 @@
+"""Rate limits in Redis: one EVALSHA per request, atomic, on Redis's clock, shared by processes."""
+
+import logging
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from fleetlog.keys import Keys
+from fleetlog.metrics import RATE_LIMIT_ERRORS
+from fleetlog.ratelimit import Decision, Limit
+
+log = logging.getLogger(__name__)
+
+WARN_EVERY_S = 10.0
+
+# KEYS[1] the subject's TAT (microseconds, Redis TIME); ARGV interval_us, burst.
+# Answers {allowed, remaining, retry_after_us, reset_after_us}: integers survive Lua -> Redis.
+GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - burst * interval
+if allow_at > now then
+  return {0, 0, math.ceil(allow_at - now), math.ceil(tat - now)}
+end
+local ttl_ms = math.ceil((new_tat - now) / 1000) + 1
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
+return {1, math.floor((now - allow_at) / interval), 0, math.ceil(new_tat - now)}
+"""
+
+
+class RedisRateLimiter:
+    """GCRA in a Lua script. If Redis cannot answer, requests are let through (and logged)."""
+
+    def __init__(self, url: str, *, keys: Keys) -> None:
+        self.redis = Redis.from_url(url)
+        self.keys = keys
+        self.script = self.redis.register_script(GCRA)
+        self._warned_at = 0.0
+
+    async def hit(self, subject: str, limit: Limit) -> Decision:
+        interval_us = max(1, round(limit.interval * 1_000_000))
+        try:
+            allowed, remaining, retry_us, reset_us = await self.script(
+                keys=[self.keys.rate_limit(subject)], args=[interval_us, limit.burst]
+            )
+        except RedisError as exc:
+            self._warn(exc)
+            return Decision(True, limit.burst, 0.0, 0.0)
+        return Decision(bool(allowed), int(remaining), retry_us / 1e6, reset_us / 1e6)
+
+    def _warn(self, exc: RedisError) -> None:
+        RATE_LIMIT_ERRORS.inc()
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY_S:
+            self._warned_at = now
+            log.warning("rate limits not enforced: Redis did not answer (%s)", exc)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
