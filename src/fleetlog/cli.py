@@ -11,6 +11,7 @@ import uvicorn
 from prometheus_client import start_http_server
 from rich.console import Console
 
+from fleetlog.cli_bench import bench
 from fleetlog.cli_credentials import keys_app, security_banner, users_app
 from fleetlog.config import Settings
 from fleetlog.logconfig import configure_logging
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+app.command()(bench)
 console = Console(stderr=True)
 
 

@@ -1,0 +1,1 @@
+"""`fleetlog bench`: load a fleetlog server, then prove every accepted log stored exactly once."""

@@ -1,0 +1,209 @@
+"""A whole bench run: pick the target, load it, check the store end to end, summarize."""
+
+import asyncio
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from fleetlog.bench.cpu import tree_cpu_seconds
+from fleetlog.bench.loadgen import LoadPlan, LoadResult, run_load
+from fleetlog.bench.report import Summary, summarize
+from fleetlog.bench.spawn import StackKind, Target, spawn_stack
+from fleetlog.bench.verify import PostgresLogs, SqliteLogs, StoredLogs, verify
+from fleetlog.bench.workload import Workload, WorkloadName
+from fleetlog.config import Settings
+
+DEFAULT_ITERATIONS = 10
+
+
+class BenchError(Exception):
+    """The bench cannot run as asked."""
+
+
+@dataclass(frozen=True)
+class WorkloadDefaults:
+    devices: int
+    batch: int
+    concurrency: int
+    gzip: bool
+
+
+DEFAULTS: dict[WorkloadName, WorkloadDefaults] = {
+    # The reference's stress test: 100 devices, 5 logs per request, 200 connections.
+    "reference": WorkloadDefaults(devices=100, batch=5, concurrency=200, gzip=False),
+    # Shippers sending big gzipped batches; few connections keep the backlog under its cap.
+    "bulk": WorkloadDefaults(devices=100, batch=1000, concurrency=16, gzip=True),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchOptions:
+    """A bench run as asked on the command line; None means the workload's default."""
+
+    workload: WorkloadName = "reference"
+    iterations: int | None = None
+    duration: float | None = None
+    rate: float | None = None
+    devices: int | None = None
+    batch: int | None = None
+    concurrency: int | None = None
+    processes: int = 1
+    url: str | None = None
+    spawn: StackKind | None = None
+    workers: int = 2
+    data_dir: Path | None = None
+    database_url: str | None = None
+    server_pids: Sequence[int] = ()
+    api_key: str | None = None
+    settle_timeout: float = 60.0
+    timeout: float = 60.0
+
+
+def build_plan(options: BenchOptions, url: str) -> LoadPlan:
+    defaults = DEFAULTS[options.workload]
+    workload = Workload(
+        name=options.workload,
+        run=uuid.uuid4().hex[:8],
+        devices=options.devices or defaults.devices,
+        batch=options.batch or defaults.batch,
+        gzip=defaults.gzip,
+    )
+    iterations = options.iterations
+    if iterations is None and options.duration is None:
+        iterations = DEFAULT_ITERATIONS
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or parts.hostname is None:
+        raise BenchError(f"{url!r}: the bench speaks plain HTTP/1.1 (http://host:port)")
+    concurrency = options.concurrency or defaults.concurrency
+    return LoadPlan(
+        host=parts.hostname,
+        port=parts.port or 80,
+        workload=workload,
+        connections=concurrency,
+        processes=min(options.processes, concurrency),
+        requests=None if iterations is None else iterations * workload.requests_per_iteration,
+        duration=options.duration,
+        rate=None if options.rate is None else options.rate / workload.batch,
+        headers=() if options.api_key is None else (("X-API-Key", options.api_key),),
+        timeout=options.timeout,
+    )
+
+
+def describe(plan: LoadPlan, options: BenchOptions) -> dict[str, Any]:
+    workload = plan.workload
+    return {
+        "name": workload.name,
+        "devices": workload.devices,
+        "logs_per_request": workload.batch,
+        "gzip": workload.gzip,
+        "concurrency": plan.connections,
+        "processes": plan.processes,
+        "iterations": None if plan.requests is None else options.iterations or DEFAULT_ITERATIONS,
+        "duration_s": plan.duration,
+        "rate_logs_per_s": options.rate,
+        "run": workload.run,
+    }
+
+
+@contextmanager
+def open_target(options: BenchOptions) -> Iterator[Target]:
+    """The server given by `--url`, or a stack started for this run."""
+    if options.url is None:
+        with spawn_stack(options.spawn or "embedded", workers=options.workers) as target:
+            yield target
+        return
+    yield Target(
+        url=options.url.rstrip("/"),
+        description=options.url,
+        server_pids=lambda: list(options.server_pids),
+        open_store=given_store(options),
+    )
+
+
+def given_store(options: BenchOptions) -> Callable[[], Coroutine[Any, Any, StoredLogs]] | None:
+    """How to read the store behind `--url`, if the user said where it is."""
+    database_url, data_dir = options.database_url, options.data_dir
+    if database_url is not None:
+        return lambda: PostgresLogs.connect(database_url)
+    if data_dir is not None:
+        sqlite_path = Settings(_env_file=None, data_dir=data_dir).sqlite_path
+
+        async def open_sqlite() -> StoredLogs:
+            return SqliteLogs(sqlite_path)
+
+        return open_sqlite
+    return None
+
+
+def load_with_progress(plan: LoadPlan, console: Console) -> LoadResult:
+    """Run the load behind a progress bar (logs answered, or seconds in a `--duration` run)."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[logs]:>12,} logs"),
+        TimeElapsedColumn(),
+    )
+    timed = plan.requests is None
+    total = plan.duration if timed else plan.requests * plan.workload.batch  # type: ignore[operator]
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("sending", total=total, logs=0)
+        started = time.monotonic()
+
+        def advance(logs: int) -> None:
+            done = time.monotonic() - started if timed else logs
+            progress.update(task, completed=done, logs=logs)
+
+        return run_load(plan, advance)
+
+
+def acked_ranges(plan: LoadPlan, load: LoadResult) -> list[range]:
+    """The log ranges of every request that got a 2xx."""
+    acked = []
+    for shard, report in enumerate(load.shards):
+        failed = set(report.failed)
+        for k in range(report.sent):
+            number = k * plan.processes + shard
+            if number not in failed:
+                acked.append(plan.workload.log_range(number))
+    return acked
+
+
+def run_bench(options: BenchOptions, console: Console) -> Summary:
+    """Run the bench as asked; progress and notes go to `console`."""
+    with open_target(options) as target, asyncio.Runner() as runner:
+        plan = build_plan(options, target.url)
+        console.print(
+            f"[bold]fleetlog bench[/] {plan.workload.name} workload → {target.description}"
+        )
+        # Opened before the load, so the first look at the store follows the last answer at once.
+        store = None if target.open_store is None else runner.run(target.open_store())
+        try:
+            pids = target.server_pids()
+            server_cpu = tree_cpu_seconds(pids)
+            load = load_with_progress(plan, console)
+            delivery = None
+            if store is not None:
+                console.print("waiting for every accepted log to be stored …")
+                acked = acked_ranges(plan, load)
+                settle_s = options.settle_timeout
+                delivery = runner.run(verify(store, plan.workload, acked, settle_s=settle_s))
+            server_cpu = tree_cpu_seconds(pids) - server_cpu
+        finally:
+            if store is not None:
+                runner.run(store.close())
+    return summarize(
+        workload=describe(plan, options),
+        target=target.description,
+        shards=load.shards,
+        load_cpu_s=load.parent_cpu_s + sum(shard.cpu_s for shard in load.shards),
+        delivery=delivery,
+        server_cpu_s=server_cpu if pids else None,
+    )

@@ -1,0 +1,232 @@
+"""Local stacks the bench starts and stops itself, on free ports in a temp dir.
+
+`embedded`: `fleetlog serve --workers N` on SQLite. `bare`: the ceiling app of `bare.py` on the
+same server stack. `redis-postgres`: private redis-server and PostgreSQL (`fleetlog.localstack`),
+`fleetlog migrate`, `fleetlog serve --workers N` and one `fleetlog worker`.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from fleetlog.bench.verify import PostgresLogs, SqliteLogs, StoredLogs
+from fleetlog.config import Settings
+from fleetlog.localstack import (
+    HOST,
+    PostgresServer,
+    RedisServer,
+    ServerError,
+    free_port,
+    wait_until,
+)
+
+StackKind = Literal["embedded", "redis-postgres", "bare"]
+
+STARTUP_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+DATABASE = "fleetlog"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """A server to load: where it listens, which processes it runs, where it stores logs."""
+
+    url: str
+    description: str
+    server_pids: Callable[[], list[int]]
+    open_store: Callable[[], Coroutine[Any, Any, StoredLogs]] | None
+
+
+class ServiceProcess:
+    """A server process in its own session (so its workers stop with it), output to a file."""
+
+    def __init__(self, argv: list[str], *, env: dict[str, str], cwd: Path, log_path: Path):
+        self.argv = argv
+        self.env = env
+        self.cwd = cwd
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.process.pid] if self.alive and self.process is not None else []
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_healthy(self, url: str) -> None:
+        wait_until(
+            lambda: answers_health(url),
+            what=f"{url}/health to answer 200",
+            timeout=STARTUP_TIMEOUT_S,
+            logs=(self.log_path,),
+            alive=lambda: self.alive,
+        )
+
+    def run_to_end(self) -> None:
+        """Run a one-shot command (`fleetlog migrate`); raise with its output if it fails."""
+        self.start()
+        assert self.process is not None
+        if self.process.wait(timeout=STARTUP_TIMEOUT_S) != 0:
+            output = self.log_path.read_text(errors="replace")
+            raise ServerError(f"{' '.join(self.argv[1:])} failed:\n{output}")
+
+    def stop(self) -> None:
+        """SIGTERM the whole session, SIGKILL it if it outlives the timeout."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def answers_health(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=1.0) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def service_env(**settings: str) -> dict[str, str]:
+    """This environment without the caller's fleetlog settings, plus `settings` as FLEETLOG_*."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("FLEETLOG_") and key != "PROMETHEUS_MULTIPROC_DIR"
+    }
+    env.update({f"FLEETLOG_{key.upper()}": value for key, value in settings.items()})
+    return env
+
+
+def fleetlog_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fleetlog", *args]
+
+
+class StackBuilder:
+    """Starts the processes of one stack in a temp dir; stops them all, newest first."""
+
+    def __init__(self, stack: ExitStack, workers: int) -> None:
+        self.stack = stack
+        self.workers = workers
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="fleetlog-bench-"))
+        stack.callback(shutil.rmtree, self.temp_dir, ignore_errors=True)
+
+    def process(self, name: str, argv: list[str], env: dict[str, str]) -> ServiceProcess:
+        process = ServiceProcess(
+            argv, env=env, cwd=self.temp_dir, log_path=self.temp_dir / f"{name}.log"
+        )
+        self.stack.callback(process.stop)
+        return process
+
+    def server(self, name: str, argv: list[str], env: dict[str, str], url: str) -> ServiceProcess:
+        process = self.process(name, argv, env)
+        process.start()
+        process.wait_healthy(url)
+        return process
+
+    def embedded(self) -> Target:
+        port = free_port()
+        url = f"http://{HOST}:{port}"
+        data_dir = self.temp_dir / "data"
+        argv = fleetlog_argv("serve", "--port", str(port), "--workers", str(self.workers))
+        env = service_env(data_dir=str(data_dir), log_level="WARNING")
+        serve = self.server("serve", argv, env, url)
+        sqlite_path = Settings(_env_file=None, data_dir=data_dir).sqlite_path
+
+        async def open_store() -> StoredLogs:
+            return SqliteLogs(sqlite_path)
+
+        return Target(
+            url=url,
+            description=f"embedded (SQLite), {self.workers} server process(es)",
+            server_pids=lambda: serve.pids,
+            open_store=open_store,
+        )
+
+    def bare(self) -> Target:
+        port = free_port()
+        url = f"http://{HOST}:{port}"
+        argv = [sys.executable, "-m", "uvicorn", "fleetlog.bench.bare:create_app", "--factory"]
+        argv += ["--host", HOST, "--port", str(port), "--workers", str(self.workers)]
+        argv += ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+        bare = self.server("bare", [*argv, "--log-level", "warning"], service_env(), url)
+        return Target(
+            url=url,
+            description=f"bare ceiling (FastAPI on uvicorn), {self.workers} server process(es)",
+            server_pids=lambda: bare.pids,
+            open_store=None,
+        )
+
+    def redis_postgres(self) -> Target:
+        redis_server = self.stack.enter_context(RedisServer(temp_prefix="fleetlog-bench-"))
+        postgres = self.stack.enter_context(PostgresServer(temp_prefix="fleetlog-bench-"))
+        postgres.create_database(DATABASE)
+        database_url = postgres.dsn(DATABASE)
+        port = free_port()
+        url = f"http://{HOST}:{port}"
+        env = service_env(
+            redis_url=redis_server.url,
+            database_url=database_url,
+            data_dir=str(self.temp_dir / "data"),
+            worker_metrics_port=str(free_port()),
+            log_level="WARNING",
+        )
+        self.process("migrate", fleetlog_argv("migrate"), env).run_to_end()
+        argv = fleetlog_argv("serve", "--port", str(port), "--workers", str(self.workers))
+        serve = self.server("serve", argv, env, url)
+        worker = self.process("worker", fleetlog_argv("worker"), env)
+        worker.start()
+
+        def server_pids() -> list[int]:
+            pids = [*serve.pids, *worker.pids, redis_server.pid, postgres.pid]
+            return [pid for pid in pids if pid is not None]
+
+        return Target(
+            url=url,
+            description=(
+                f"redis-postgres, {self.workers} server process(es), 1 worker,"
+                " private redis-server and PostgreSQL"
+            ),
+            server_pids=server_pids,
+            open_store=lambda: PostgresLogs.connect(database_url),
+        )
+
+
+@contextmanager
+def spawn_stack(kind: StackKind, *, workers: int) -> Iterator[Target]:
+    """Start a whole local stack of `kind`; everything is stopped and removed on exit."""
+    with ExitStack() as stack:
+        builder = StackBuilder(stack, workers)
+        if kind == "embedded":
+            yield builder.embedded()
+        elif kind == "bare":
+            yield builder.bare()
+        else:
+            yield builder.redis_postgres()

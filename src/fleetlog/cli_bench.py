@@ -1,0 +1,95 @@
+"""`fleetlog bench`: the reference's stress test (or a bulk one) against a fleetlog server."""
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from fleetlog.bench.loadgen import LoadError
+from fleetlog.bench.report import render
+from fleetlog.bench.runner import BenchError, BenchOptions, run_bench
+from fleetlog.bench.spawn import StackKind
+from fleetlog.bench.workload import WorkloadName
+from fleetlog.localstack import ServerError
+
+stderr = Console(stderr=True)
+stdout = Console()
+
+
+def bench(
+    workload: Annotated[
+        WorkloadName, typer.Option(help="reference: 5 logs per request; bulk: 1,000, gzipped")
+    ] = "reference",
+    iterations: Annotated[
+        int | None, typer.Option(help="Rounds of 100 logs per device (default 10)", min=1)
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Send for this many seconds instead", min=0.1)
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="Open loop: offer this many logs/s, whatever happens")
+    ] = None,
+    devices: Annotated[int | None, typer.Option(help="Devices (default 100)", min=1)] = None,
+    batch: Annotated[
+        int | None, typer.Option(help="Logs per request (default 5, bulk 1000)", min=1, max=1000)
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Connections (default 200, bulk 16)", min=1)
+    ] = None,
+    processes: Annotated[int, typer.Option(help="Load generator processes", min=1)] = 1,
+    url: Annotated[str | None, typer.Option(help="Load this running server")] = None,
+    spawn: Annotated[
+        StackKind | None, typer.Option(help="Start this stack for the run (default embedded)")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Server processes of a spawned stack", min=1)] = 2,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="With --url: the server's data dir (end-to-end check)")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="With --url: its PostgreSQL (end-to-end check)")
+    ] = None,
+    server_pid: Annotated[
+        list[int] | None, typer.Option(help="With --url: server process ids, for its CPU time")
+    ] = None,
+    api_key: Annotated[str | None, typer.Option(help="Sent as X-API-Key")] = None,
+    settle_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for accepted logs to be stored", min=0)
+    ] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary")] = False,
+) -> None:
+    """Load a fleetlog server, then check every accepted log was stored exactly once."""
+    if url is not None and spawn is not None:
+        raise typer.BadParameter("give --url or --spawn, not both")
+    options = BenchOptions(
+        workload=workload,
+        iterations=iterations,
+        duration=duration,
+        rate=rate,
+        devices=devices,
+        batch=batch,
+        concurrency=concurrency,
+        processes=processes,
+        url=url,
+        spawn=spawn,
+        workers=workers,
+        data_dir=data_dir,
+        database_url=database_url,
+        server_pids=server_pid or (),
+        api_key=api_key,
+        settle_timeout=settle_timeout,
+    )
+    # A terminated bench unwinds normally, so the stack it started is stopped and removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        summary = run_bench(options, stderr)
+    except (BenchError, LoadError, ServerError) as exc:
+        stderr.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    if as_json:
+        stdout.out(json.dumps(summary.as_json()), highlight=False)
+    else:
+        render(summary, stdout)

@@ -1,0 +1,55 @@
+"""Workloads: every log of a run is unique, numbered, and valid for the reference API."""
+
+import gzip
+
+from fleetlog.bench.workload import Workload
+from fleetlog.records import MAX_DEVICE_ID, LogBatchIn
+
+
+def make_workload(**overrides):
+    fields = {"name": "reference", "run": "0badcafe", "devices": 7, "batch": 5, "gzip": False}
+    return Workload(**{**fields, **overrides})
+
+
+class TestNumbering:
+    def test_requests_cover_every_log_of_the_run_once(self):
+        workload = make_workload(batch=3)
+        requests = 3 * workload.requests_per_iteration
+        numbers = [n for request in range(requests) for n in workload.log_range(request)]
+        assert numbers == list(range(3 * workload.logs_per_iteration))
+
+    def test_a_short_last_request_closes_each_iteration(self):
+        workload = make_workload(devices=2, batch=30)
+        assert workload.requests_per_iteration == 7
+        assert len(workload.log_range(6)) == 20
+        assert workload.log_range(7) == range(200, 230)
+
+    def test_log_number_matches_the_device_and_sequence_sent(self):
+        workload = make_workload()
+        for log in LogBatchIn.model_validate_json(workload.body(40)).logs:
+            device = workload.device_ids().index(log.device_id)
+            sequence = log.log_data["seq"]
+            assert workload.log_number(device, sequence) in workload.log_range(40)
+
+    def test_one_iteration_sends_a_hundred_logs_per_device(self):
+        workload = make_workload()
+        devices = [n % workload.devices for n in range(workload.logs_per_iteration)]
+        assert all(devices.count(device) == 100 for device in range(workload.devices))
+
+
+class TestBodies:
+    def test_bodies_are_valid_batches_tagged_with_the_run(self):
+        batch = LogBatchIn.model_validate_json(make_workload().body(0))
+        assert len(batch.logs) == 5
+        assert all(log.log_data["run"] == "0badcafe" for log in batch.logs)
+        assert all(log.device_id.startswith("0badcafe-") for log in batch.logs)
+        assert "0badcafe" in batch.logs[0].message
+
+    def test_bulk_bodies_are_gzipped(self):
+        workload = make_workload(name="bulk", batch=1000, gzip=True, devices=100)
+        batch = LogBatchIn.model_validate_json(gzip.decompress(workload.body(3)))
+        assert len(batch.logs) == 1000
+
+    def test_device_ids_fit_the_api_limit(self):
+        workload = make_workload(devices=10_000)
+        assert len(workload.device_id(9_999)) <= MAX_DEVICE_ID
