@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     instance: str = Field(default_factory=socket.gethostname)
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # OpenTelemetry tracing through FastAPI's native support (exporters from OTEL_* variables).
+    otel_tracing: bool = False
 
     max_body_bytes: PositiveInt = 8 * 1024 * 1024
     stats_cache_ttl: Duration = timedelta(seconds=60)

@@ -1,11 +1,14 @@
 """Ingest: the one path every ingest route takes — accept validated logs, make them durable."""
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from fleetlog.metrics import INGEST_BATCH_SIZE, LOGS_ACCEPTED
 from fleetlog.queue import Queue
-from fleetlog.records import LogIn, LogRecord
+from fleetlog.records import LogIn, LogLevel, LogRecord
+
+ACCEPTED_BY_LEVEL = {level.value: LOGS_ACCEPTED.labels(level.value) for level in LogLevel}
 
 
 class Ingest:
@@ -18,6 +21,6 @@ class Ingest:
         records = [LogRecord.accept(log, received_at) for log in logs]
         message_ids = await self.queue.put(records)
         INGEST_BATCH_SIZE.observe(len(records))
-        for record in records:
-            LOGS_ACCEPTED.labels(record.level).inc()
+        for level, count in Counter(record.level for record in records).items():
+            ACCEPTED_BY_LEVEL[level].inc(count)
         return message_ids, received_at

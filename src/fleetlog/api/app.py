@@ -30,6 +30,9 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description="Log collection that answers fast and never loses an accepted log.",
         lifespan=lifespan,
+        # Off unless asked for: even unconfigured, it asks OpenTelemetry for providers on
+        # every request.
+        telemetry={"tracing": settings.otel_tracing, "metrics": False, "logs": False},
         responses=documented(
             {400: "The body cannot be parsed", 422: "A parameter or field breaks its rule"}
         ),

@@ -26,8 +26,8 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        error = self.check_head(scope)
-        if error is None and self.is_chunked(scope):
+        error, chunked = self.check_head(scope)
+        if error is None and chunked:
             body, error = await self.read_body(receive)
             receive = replay(body, receive)
         if error is not None:
@@ -36,21 +36,20 @@ class RequestLimits:
             return
         await self.app(scope, receive, send)
 
-    def check_head(self, scope: Scope) -> FleetlogError | None:
+    def check_head(self, scope: Scope) -> tuple[FleetlogError | None, bool]:
+        """The limit the URL or headers break, if any; and whether the body comes chunked."""
         if len(scope["raw_path"]) + len(scope["query_string"]) > self.max_url_bytes:
-            return UriTooLong(f"the URL is over {self.max_url_bytes} bytes")
+            return UriTooLong(f"the URL is over {self.max_url_bytes} bytes"), False
         size = 0
+        chunked = False
         for name, value in scope["headers"]:
             size += len(name) + len(value)
             if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
-                return too_large(self.max_body_bytes)
+                return too_large(self.max_body_bytes), False
+            chunked = chunked or name == b"transfer-encoding"
         if size > self.max_header_bytes:
-            return HeadersTooLarge(f"the headers are over {self.max_header_bytes} bytes")
-        return None
-
-    @staticmethod
-    def is_chunked(scope: Scope) -> bool:
-        return any(name == b"transfer-encoding" for name, _ in scope["headers"])
+            return HeadersTooLarge(f"the headers are over {self.max_header_bytes} bytes"), False
+        return None, chunked
 
     async def read_body(self, receive: Receive) -> tuple[bytes, FleetlogError | None]:
         chunks: list[bytes] = []

@@ -69,6 +69,20 @@ def require(scope: Scope | None) -> Callable[..., Awaitable[Principal]]:
     return admitted
 
 
+def presented_credential(request: Request) -> str | None:
+    """A Bearer credential, else X-API-Key: what the `bearer` and `api_key_header` deps read."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credential:
+        return credential
+    return request.headers.get("x-api-key")
+
+
+async def admit(request: Request, scope: Scope) -> Principal:
+    """`require(scope)` without FastAPI's dependency resolution, for the ingest hot path."""
+    gatekeeper = get_gatekeeper(request)
+    return await gatekeeper.admit(presented_credential(request), scope, client_address(request))
+
+
 async def throttle_address(request: Request) -> None:
     """Rate-limit a route that needs no credential by the client's address."""
     await get_gatekeeper(request).throttle_address(client_address(request))
