@@ -117,3 +117,13 @@ class TestFailures:
         await queue.close()
         with pytest.raises(StoreUnavailable):
             await queue.put(records(1))
+
+
+async def test_a_cancelled_put_is_committed_and_spares_the_others(queue, store):
+    cancelled = asyncio.ensure_future(queue.put(records(2, device_id="gone")))
+    await asyncio.sleep(0)
+    other = asyncio.ensure_future(queue.put(records(3, device_id="stays")))
+    cancelled.cancel()
+    assert len(await asyncio.wait_for(other, timeout=30)) == 3
+    assert cancelled.cancelled()
+    assert len(await store.latest("gone", limit=10)) == 2

@@ -56,7 +56,7 @@ class LocalQueue:
         self._waiting.append(waiting)
         self._rows_waiting += len(records)
         self._wakeup.set()
-        return [str(i) for i in await asyncio.shield(waiting.done)]
+        return [str(i) for i in await waiting.done]
 
     async def backlog(self) -> int:
         return self._rows_waiting
@@ -104,11 +104,14 @@ class LocalQueue:
         offset = 0
         for waiting in group:
             n = len(waiting.records)
-            waiting.done.set_result(ids[offset : offset + n])
+            # A request cancelled while waiting (its client went away) was committed all the same.
+            if not waiting.done.cancelled():
+                waiting.done.set_result(ids[offset : offset + n])
             offset += n
         self._rows_waiting -= len(records)
 
     def _settle(self, group: list[Waiting], exc: Exception) -> None:
         for waiting in group:
-            waiting.done.set_exception(exc)
+            if not waiting.done.cancelled():
+                waiting.done.set_exception(exc)
         self._rows_waiting -= sum(len(waiting.records) for waiting in group)
