@@ -25,7 +25,7 @@ def bench(
         WorkloadName, typer.Option(help="reference: 5 logs per request; bulk: 1,000, gzipped")
     ] = "reference",
     iterations: Annotated[
-        int | None, typer.Option(help="Rounds of 100 logs per device (default 10)", min=1)
+        int | None, typer.Option(help="Rounds of 100 logs per device (default 10, bulk 30)", min=1)
     ] = None,
     duration: Annotated[
         float | None, typer.Option(help="Send for this many seconds instead", min=0.1)

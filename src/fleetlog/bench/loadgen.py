@@ -35,7 +35,8 @@ Counters = ctypes.Array[Any]
 
 WATCH_INTERVAL_S = 1.0
 POLL_INTERVAL_S = 0.1
-MIN_TICK_S = 0.0005
+# uvloop keeps timers in whole milliseconds: a shorter wait would wake the loop in a busy spin.
+MIN_TICK_S = 0.001
 MAX_FRUITLESS_CONNECTIONS = 20
 
 

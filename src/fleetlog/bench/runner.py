@@ -21,8 +21,6 @@ from fleetlog.bench.verify import PostgresLogs, SqliteLogs, StoredLogs, verify
 from fleetlog.bench.workload import Workload, WorkloadName
 from fleetlog.config import Settings
 
-DEFAULT_ITERATIONS = 10
-
 
 class BenchError(Exception):
     """The bench cannot run as asked."""
@@ -34,13 +32,14 @@ class WorkloadDefaults:
     batch: int
     concurrency: int
     gzip: bool
+    iterations: int
 
 
 DEFAULTS: dict[WorkloadName, WorkloadDefaults] = {
     # The reference's stress test: 100 devices, 5 logs per request, 200 connections.
-    "reference": WorkloadDefaults(devices=100, batch=5, concurrency=200, gzip=False),
+    "reference": WorkloadDefaults(devices=100, batch=5, concurrency=200, gzip=False, iterations=10),
     # Shippers sending big gzipped batches; few connections keep the backlog under its cap.
-    "bulk": WorkloadDefaults(devices=100, batch=1000, concurrency=16, gzip=True),
+    "bulk": WorkloadDefaults(devices=100, batch=1000, concurrency=16, gzip=True, iterations=30),
 }
 
 
@@ -78,7 +77,7 @@ def build_plan(options: BenchOptions, url: str) -> LoadPlan:
     )
     iterations = options.iterations
     if iterations is None and options.duration is None:
-        iterations = DEFAULT_ITERATIONS
+        iterations = defaults.iterations
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "http" or parts.hostname is None:
         raise BenchError(f"{url!r}: the bench speaks plain HTTP/1.1 (http://host:port)")
@@ -99,6 +98,7 @@ def build_plan(options: BenchOptions, url: str) -> LoadPlan:
 
 def describe(plan: LoadPlan, options: BenchOptions) -> dict[str, Any]:
     workload = plan.workload
+    requests_per_iteration = workload.requests_per_iteration
     return {
         "name": workload.name,
         "devices": workload.devices,
@@ -106,7 +106,7 @@ def describe(plan: LoadPlan, options: BenchOptions) -> dict[str, Any]:
         "gzip": workload.gzip,
         "concurrency": plan.connections,
         "processes": plan.processes,
-        "iterations": None if plan.requests is None else options.iterations or DEFAULT_ITERATIONS,
+        "iterations": None if plan.requests is None else plan.requests // requests_per_iteration,
         "duration_s": plan.duration,
         "rate_logs_per_s": options.rate,
         "run": workload.run,
