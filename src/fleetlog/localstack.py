@@ -27,6 +27,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -138,7 +139,33 @@ def _sigkill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-class RedisServer:
+class LocalServer(ABC):
+    """A server process started in `with`, and stopped with its temp dir removed after."""
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class RedisServer(LocalServer):
     """A redis-server child process with AOF persistence in its own temp dir."""
 
     def __init__(
@@ -243,22 +270,6 @@ class RedisServer:
         finally:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def _reap(self) -> None:
         if self._proc is not None:
             self._proc.wait()
@@ -324,7 +335,7 @@ def _make_postgres_temp_dir(prefix: str) -> Path:
     return path
 
 
-class PostgresServer:
+class PostgresServer(LocalServer):
     """A PostgreSQL cluster (initdb once) in its own temp dir, controlled with pg_ctl."""
 
     def __init__(
@@ -415,22 +426,6 @@ class PostgresServer:
             self.kill()
         finally:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _server_options(self) -> str:
         options = ["-p", str(self.port), "-k", str(self.socket_dir)]
