@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError, ResponseError
 
 from fleetlog.errors import Misconfigured, QueueFull, StoreUnavailable
@@ -21,6 +21,7 @@ from fleetlog.records import LogRecord, encode_records
 log = logging.getLogger(__name__)
 
 SOCKET_TIMEOUT_S = 5.0
+MAX_CONNECTIONS = 32
 RETRY_AFTER_S = 1.0
 
 # KEYS: stream, backlog. ARGV: limit, logs, payload. Returns the entry id, or nil when full.
@@ -46,7 +47,19 @@ def translated(what: str) -> Iterator[None]:
 
 
 def connect(url: str, *, socket_timeout: float = SOCKET_TIMEOUT_S) -> Redis:
-    return Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=5.0)
+    """A client whose requests wait for one of a few connections, rather than fail for want.
+
+    Redis runs commands one at a time: past a few dozen connections more only cost, and under
+    hundreds of concurrent requests an unbounded-then-failing pool answered 503s.
+    """
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=socket_timeout,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+    )
+    return Redis.from_pool(pool)
 
 
 async def check_config(client: Redis) -> None:
