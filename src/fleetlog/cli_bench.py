@@ -31,7 +31,8 @@ def bench(
         float | None, typer.Option(help="Send for this many seconds instead", min=0.1)
     ] = None,
     rate: Annotated[
-        float | None, typer.Option(help="Open loop: offer this many logs/s, whatever happens")
+        float | None,
+        typer.Option(help="Open loop: offer this many logs/s, whatever happens", min=1.0),
     ] = None,
     devices: Annotated[int | None, typer.Option(help="Devices (default 100)", min=1)] = None,
     batch: Annotated[

@@ -1,0 +1,88 @@
+"""The load driver against a scripted server: answers by status, dropped connections, timing."""
+
+import asyncio
+
+import pytest
+
+from fleetlog.bench.loadgen import Driver, LoadPlan, ShardRequests
+from fleetlog.bench.workload import Workload
+
+WORKLOAD = Workload(name="reference", run="5c21b7ed", devices=4, batch=5, gzip=False)
+
+
+async def scripted_server(answer):
+    """A server that reads whole requests and answers `answer(n)` to the n-th: a status, or
+    None to drop the connection unanswered."""
+    received = 0
+
+    async def handle(reader, writer):
+        nonlocal received
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                status = answer(received)
+                received += 1
+                if status is None:
+                    return
+                writer.write(b"HTTP/1.1 %d X\r\ncontent-length: 2\r\n\r\n{}" % status)
+        except asyncio.IncompleteReadError:
+            return
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+async def drive(server, *, requests, connections, rate=None):
+    port = server.sockets[0].getsockname()[1]
+    plan = LoadPlan(
+        host="127.0.0.1",
+        port=port,
+        workload=WORKLOAD,
+        connections=connections,
+        processes=1,
+        requests=requests,
+        duration=None,
+        rate=rate,
+    )
+    answered = []
+    driver = Driver(plan, ShardRequests(plan, 0), answered.append)
+    live = [await driver.connect() for _ in range(connections)]
+    try:
+        await asyncio.wait_for(driver.run(live), timeout=30)
+    finally:
+        driver.close()
+    return driver.report(cpu_s=0.0), sum(answered)
+
+
+async def test_every_request_is_answered_and_counted_by_status():
+    server = await scripted_server(lambda n: 503 if n % 4 == 3 else 200)
+    async with server:
+        report, answered_logs = await drive(server, requests=40, connections=3)
+    assert report.sent == 40
+    assert report.statuses == {"200": 30, "503": 10}
+    assert len(report.failed) == 10
+    assert report.logs_acked == 150
+    assert answered_logs == 200
+    assert len(report.latencies) == 40
+
+
+async def test_a_dropped_connection_fails_its_request_and_is_replaced():
+    server = await scripted_server(lambda n: None if n == 5 else 200)
+    async with server:
+        report, _ = await drive(server, requests=20, connections=2)
+    assert report.statuses == {"200": 19, "connection": 1}
+    assert len(report.failed) == 1
+    assert report.logs_acked == 95
+
+
+@pytest.mark.parametrize("connections", [1, 4])
+async def test_open_loop_sends_on_schedule_and_measures_from_the_due_time(connections):
+    server = await scripted_server(lambda n: 200)
+    async with server:
+        report, _ = await drive(server, requests=20, connections=connections, rate=200.0)
+    assert report.statuses == {"200": 20}
+    # 20 requests at 200/s are due over 95 ms: the run cannot end sooner.
+    assert report.last_answer - report.first_send >= 0.095
