@@ -37,9 +37,10 @@ def run_bench(*args: str, timeout: float = 120) -> dict[str, Any]:
 
 
 def assert_exactly_once(summary: dict[str, Any]) -> None:
+    """Every acknowledged log stored once, nothing refused stored; only backpressure refused."""
     assert STABLE_KEYS <= summary.keys()
-    outcome = {
-        key: summary[key] for key in ("errors", "lost", "duplicated", "stored_unacknowledged")
-    }
-    assert outcome == {"errors": {}, "lost": 0, "duplicated": 0, "stored_unacknowledged": 0}
+    outcome = {key: summary[key] for key in ("lost", "duplicated", "stored_unacknowledged")}
+    assert outcome == {"lost": 0, "duplicated": 0, "stored_unacknowledged": 0}, summary
+    # 503 + Retry-After is the contract's answer to a backlog over its cap: allowed, not hidden.
+    assert summary["errors"].keys() <= {"503"}, summary
     assert summary["logs_acked"] > 0
