@@ -1,5 +1,6 @@
 """RedisStreamQueue on a real redis-server: one entry per request, a hard backlog limit."""
 
+import asyncio
 import logging
 
 import pytest
@@ -58,6 +59,42 @@ class TestPut:
             assert not await queue.ping()
         finally:
             await queue.close()
+
+
+class TestGroupEnqueue:
+    async def test_concurrent_requests_share_calls_of_the_script(
+        self, queue: RedisStreamQueue, redis: Redis
+    ) -> None:
+        before = await script_calls(redis)
+        answers = await asyncio.gather(
+            *(queue.put([make_record(device_id="cam-7", message=f"m{i}")]) for i in range(40))
+        )
+        assert await script_calls(redis) - before <= 4
+        [ids] = zip(*answers, strict=True)
+        assert len(set(ids)) == 40
+        entries = await redis.xrange(KEYS.stream(shard_of("cam-7", 4)))
+        assert [decode_records(fields[b"b"])[0].message for _, fields in entries] == [
+            f"m{i}" for i in range(40)
+        ]
+
+    async def test_in_one_call_the_entries_past_the_limit_are_refused(
+        self, redis_url: str, redis: Redis
+    ) -> None:
+        queue = make_queue(redis_url, max_backlog=40, shards=4)  # 10 logs per shard
+        try:
+            answers = await asyncio.gather(
+                *(queue.put([make_record(device_id="cam-7")] * 4) for _ in range(3)),
+                return_exceptions=True,
+            )
+        finally:
+            await queue.close()
+        assert [isinstance(answer, QueueFull) for answer in answers] == [False, False, True]
+        assert await redis.xlen(KEYS.stream(shard_of("cam-7", 4))) == 2
+
+
+async def script_calls(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval"))
 
 
 class TestStartupChecks:
