@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+import uvloop
 from prometheus_client import start_http_server
 from rich.console import Console
 
@@ -119,7 +120,7 @@ def worker(
         f"[bold green]fleetlog worker[/] {settings.stream_shards} shards, "
         f"metrics on port {settings.worker_metrics_port or 'none'}"
     )
-    asyncio.run(run_worker(settings))
+    uvloop.run(run_worker(settings))
 
 
 @app.command()
