@@ -80,9 +80,9 @@ class Settings(BaseSettings):
     insecure: bool = False
     ratelimit_redis_url: str | None = None
     jwt_secret: Annotated[SecretStr, Field(min_length=32)] | None = None
-    access_token_ttl: timedelta = timedelta(minutes=15)
-    refresh_token_ttl: timedelta = timedelta(days=7)
-    auth_cache_ttl: timedelta = timedelta(seconds=5)
+    access_token_ttl: Duration = timedelta(minutes=15)
+    refresh_token_ttl: Duration = timedelta(days=7)
+    auth_cache_ttl: Duration = timedelta(seconds=5)
     key_rate: PositiveFloat = 10_000.0
     key_burst: PositiveInt = 20_000
     address_rate: PositiveFloat = 5.0
