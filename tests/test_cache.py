@@ -6,8 +6,8 @@ import pytest
 
 from fleetlog.cache import QueryCache
 from fleetlog.keys import Keys
-from fleetlog.queue.redis_streams import connect
 from fleetlog.records import LogOut
+from fleetlog.redis_client import connect
 
 KEYS = Keys("cachetest")
 

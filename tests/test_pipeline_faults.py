@@ -10,7 +10,8 @@ from redis.asyncio import Redis
 from fleetlog.config import Settings
 from fleetlog.errors import StoreUnavailable
 from fleetlog.keys import Keys
-from fleetlog.queue.redis_streams import RedisStreamQueue, connect
+from fleetlog.queue.redis_streams import RedisStreamQueue
+from fleetlog.redis_client import connect
 from tests.fixtures.pipeline import (
     Table,
     assert_stored_once,

@@ -37,7 +37,9 @@ class LogQuery:
         if answer is not None:
             data = LOG_LIST.validate_json(answer)
             return LogsPage(total=len(data), source="cache", data=data)
-        data = await self.store.latest(device_id, limit=limit)
+        # A cached answer lives until the device's next commit: it must come from the primary,
+        # or a lagging replica's answer would hide stored logs for the whole TTL.
+        data = await self.store.latest(device_id, limit=limit, replicas=False)
         await self.cache.keep_device_logs(
             device_id, limit, version=version, answer=LOG_LIST.dump_json(data)
         )

@@ -100,7 +100,12 @@ def to_utc(value: datetime | None) -> datetime | None:
         return None
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError(
+            "datetime_range", "must fall within years 1..9999 in UTC"
+        ) from None
 
 
 DeviceId = Annotated[str, Field(min_length=1, max_length=MAX_DEVICE_ID), AfterValidator(reject_nul)]

@@ -38,6 +38,8 @@ class TestFieldRules:
             ({"log_data": {"k": "v\x00"}}, "log_data", "no_nul"),
             ({"log_data": {"k\x00": 1}}, "log_data", "no_nul"),
             ({"timestamp": "yesterday"}, "timestamp", "datetime_from_date_parsing"),
+            ({"timestamp": "0001-01-01T00:00:00+01:00"}, "timestamp", "datetime_range"),
+            ({"timestamp": "9999-12-31T23:59:59-01:00"}, "timestamp", "datetime_range"),
         ],
     )
     async def test_single_log(self, client, override, field, rule):
@@ -140,6 +142,13 @@ class TestBody:
         answer = await client.post("/api/log", content=body, headers=headers)
         assert answer.status_code == 400
 
+    async def test_data_after_the_gzip_stream_is_400(self, client):
+        body = gzip.compress(json.dumps(make_log()).encode()) + b"trailing"
+        headers = {**JSON, "Content-Encoding": "gzip"}
+        answer = await client.post("/api/log", content=body, headers=headers)
+        assert answer.status_code == 400
+        await assert_nothing_stored(client)
+
     async def test_deflate_is_accepted(self, client):
         body = zlib.compress(json.dumps(make_log()).encode())
         headers = {**JSON, "Content-Encoding": "deflate"}
@@ -179,6 +188,11 @@ class TestQueryParameters:
         answer = await client.get("/api/logs/d1", params={"limit": limit})
         assert answer.status_code == 422
         assert rules(answer) == {("limit", rule)}
+
+    async def test_device_id_with_nul(self, client):
+        answer = await client.get("/api/logs/a%00b")
+        assert answer.status_code == 422
+        assert rules(answer) == {("device_id", "no_nul")}
 
     async def test_device_id_too_long(self, client):
         answer = await client.get("/api/logs/" + "d" * 51)

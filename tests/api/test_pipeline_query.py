@@ -1,5 +1,6 @@
 """The query side in Redis mode: cached answers never hide a stored log; stats cached in Redis."""
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
@@ -7,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.fixtures.app import client_of, running_app
-from tests.fixtures.pipeline import running_worker, sample, wait_for
+from tests.fixtures.pipeline import migrate_database, running_worker, sample, wait_for
 from tests.fixtures.records import make_log
 
 
@@ -96,3 +97,23 @@ async def test_readiness_reports_the_backlog(http):
     body = (await http.get("/ready")).json()
     assert body["ready"] is True
     assert body["backlog"] == 1
+
+
+async def test_cached_answers_come_from_the_primary_not_a_lagging_replica(
+    pipeline, postgres_server, tmp_path
+):
+    lagging = f"r_{uuid.uuid4().hex[:12]}"
+    postgres_server.create_database(lagging)
+    try:
+        await migrate_database(postgres_server.dsn(lagging))
+        settings = pipeline.model_copy(
+            update={"database_replica_urls": [postgres_server.dsn(lagging)]}
+        )
+        async with running_app(settings) as app, client_of(app) as http:
+            async with running_worker(settings):
+                await post(http, device_id="cam", message="stored")
+                await wait_for(stored_and_acknowledged(app), what="the log stored")
+            assert await messages(http, "cam") == ("database", ["stored"])
+            assert await messages(http, "cam") == ("cache", ["stored"])
+    finally:
+        postgres_server.drop_database(lagging)

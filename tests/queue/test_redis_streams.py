@@ -8,8 +8,15 @@ from redis.asyncio import Redis
 
 from fleetlog.errors import Misconfigured, QueueFull, StoreUnavailable
 from fleetlog.keys import Keys, shard_of
-from fleetlog.queue.redis_streams import RedisStreamQueue, connect
+from fleetlog.queue.redis_streams import (
+    GROUP_BYTES,
+    GROUP_ENTRIES,
+    Pending,
+    RedisStreamQueue,
+    take_group,
+)
 from fleetlog.records import decode_records
+from fleetlog.redis_client import connect
 from tests.fixtures.pipeline import make_record
 from tests.fixtures.servers import RedisServer
 
@@ -123,3 +130,15 @@ class TestStartupChecks:
         with caplog.at_level(logging.WARNING):
             await queue.start()
         assert caplog.text == ""
+
+
+class TestTakeGroup:
+    async def test_a_group_is_bounded_in_entries_and_bytes(self) -> None:
+        small = [Pending(1, b"x") for _ in range(GROUP_ENTRIES + 5)]
+        assert len(take_group(small)) == GROUP_ENTRIES
+        assert len(small) == 5
+        big = [Pending(1, b"x" * (GROUP_BYTES // 2 + 1)) for _ in range(3)]
+        assert len(take_group(big)) == 1
+        assert len(big) == 2
+        alone = [Pending(1, b"x" * (GROUP_BYTES * 2))]
+        assert len(take_group(alone)) == 1

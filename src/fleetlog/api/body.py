@@ -58,6 +58,8 @@ def decode(body: bytes, encoding: str, limit: int) -> bytes:
         raise too_large(limit)
     if not inflater.eof:
         raise MalformedBody(f"the {encoding} body is truncated")
+    if inflater.unused_data:
+        raise MalformedBody(f"the {encoding} body has data after its end")
     return data
 
 

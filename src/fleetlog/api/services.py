@@ -14,7 +14,8 @@ from fleetlog.keys import Keys
 from fleetlog.query import LogQuery
 from fleetlog.queue import Queue
 from fleetlog.queue.local import LocalQueue
-from fleetlog.queue.redis_streams import RedisStreamQueue, connect
+from fleetlog.queue.redis_streams import RedisStreamQueue
+from fleetlog.redis_client import connect
 from fleetlog.store.engine import create_replica_engines, create_store_engine
 from fleetlog.store.logs import LogStore
 from fleetlog.store.sqlite_writer import SqliteWriter

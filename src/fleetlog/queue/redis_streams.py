@@ -15,19 +15,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from fleetlog.errors import Misconfigured, QueueFull, StoreUnavailable
 from fleetlog.keys import Keys, shard_of
 from fleetlog.metrics import STREAM_BACKLOG
-from fleetlog.records import LogRecord, encode_records
+from fleetlog.records import MAX_BATCH, LogRecord, encode_records
 
 log = logging.getLogger(__name__)
 
-SOCKET_TIMEOUT_S = 5.0
-MAX_CONNECTIONS = 32
 RETRY_AFTER_S = 1.0
+GROUP_ENTRIES = 128
+GROUP_BYTES = 4 * 1024 * 1024
 
 # KEYS: stream, backlog. ARGV: limit, then (logs, payload) per entry. Returns per entry its
 # id, or nil when the backlog had no room for it.
@@ -67,22 +67,6 @@ def translated(what: str) -> Iterator[None]:
     except RedisError as exc:
         log.warning("Redis cannot %s: %s", what, exc)
         raise StoreUnavailable(f"Redis cannot {what}", retry_after=RETRY_AFTER_S) from exc
-
-
-def connect(url: str, *, socket_timeout: float = SOCKET_TIMEOUT_S) -> Redis:
-    """A client whose requests wait for one of a few connections, rather than fail for want.
-
-    Redis runs commands one at a time: past a few dozen connections more only cost, and under
-    hundreds of concurrent requests an unbounded-then-failing pool answered 503s.
-    """
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=MAX_CONNECTIONS,
-        timeout=socket_timeout,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_timeout,
-    )
-    return Redis.from_pool(pool)
 
 
 async def check_config(client: Redis) -> None:
@@ -136,6 +120,14 @@ class RedisStreamQueue:
         self.shards = shards
         # The check and the XADD run in one script, which may touch only one shard's keys.
         self.shard_limit = -(-max_backlog // shards)
+        if self.shard_limit < MAX_BATCH:
+            log.warning(
+                "FLEETLOG_MAX_BACKLOG (%d) over %d shards leaves room for %d logs per shard: "
+                "batches larger than that will always be refused with 503",
+                max_backlog,
+                shards,
+                self.shard_limit,
+            )
         self.retry_after = retry_after
         self._enqueue = client.register_script(ENQUEUE)
         self._waiting: list[list[Pending]] = [[] for _ in range(shards)]
@@ -163,8 +155,8 @@ class RedisStreamQueue:
     async def _send(self, shard: int) -> None:
         """Send the shard's waiting entries, one call of the script at a time, until none wait."""
         try:
-            while self._waiting[shard]:
-                group, self._waiting[shard] = self._waiting[shard], []
+            while waiting := self._waiting[shard]:
+                group = take_group(waiting)
                 await self._enqueue_group(shard, group)
         finally:
             del self._senders[shard]
@@ -214,3 +206,20 @@ def settle(group: list[Pending], exc: Exception) -> None:
     for pending in group:
         if not pending.entry_id.cancelled():
             pending.entry_id.set_exception(exc)
+
+
+def take_group(waiting: list[Pending]) -> list[Pending]:
+    """Take the next call's entries off `waiting`: in order, bounded in number and in bytes.
+
+    A bounded call stays quick; were it to time out after Redis ran it, fewer requests would be
+    told 503 for entries that are in the stream.
+    """
+    size = count = 0
+    for pending in waiting:
+        if count == GROUP_ENTRIES or (count and size + len(pending.payload) > GROUP_BYTES):
+            break
+        size += len(pending.payload)
+        count += 1
+    group = waiting[:count]
+    del waiting[:count]
+    return group

@@ -3,16 +3,17 @@
 import logging
 import time
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from fleetlog.keys import Keys
 from fleetlog.metrics import RATE_LIMIT_ERRORS
 from fleetlog.ratelimit import Decision, Limit
+from fleetlog.redis_client import connect
 
 log = logging.getLogger(__name__)
 
 WARN_EVERY_S = 10.0
+LIMIT_TIMEOUT_S = 0.5
 
 # KEYS[1] the subject's TAT (microseconds, Redis TIME); ARGV interval_us, burst.
 # Answers {allowed, remaining, retry_after_us, reset_after_us}: integers survive Lua -> Redis.
@@ -38,7 +39,8 @@ class RedisRateLimiter:
     """GCRA in a Lua script. If Redis cannot answer, requests are let through (and logged)."""
 
     def __init__(self, url: str, *, keys: Keys) -> None:
-        self.redis = Redis.from_url(url)
+        # A short timeout: a Redis that stops answering must not hold every request up.
+        self.redis = connect(url, socket_timeout=LIMIT_TIMEOUT_S)
         self.keys = keys
         self.script = self.redis.register_script(GCRA)
         self._warned_at = 0.0

@@ -39,8 +39,8 @@ class LogStore:
         self.engine = engine
         self.reads = ReadEngines(engine, replicas)
 
-    async def latest(self, device_id: str, *, limit: int) -> list[LogOut]:
-        """The device's newest logs by event time, newest first."""
+    async def latest(self, device_id: str, *, limit: int, replicas: bool = True) -> list[LogOut]:
+        """The device's newest logs by event time, newest first (`replicas`: see ReadEngines)."""
         query = (
             select(logs)
             .where(logs.c.device_id == device_id)
@@ -61,7 +61,7 @@ class LogStore:
                 created_at=as_utc(row["created_at"]),
                 received_at=as_utc(row["received_at"]),
             )
-            for row in await self.reads.run(read)
+            for row in await self.reads.run(read, replicas=replicas)
         ]
 
     async def counts(self) -> Counts:

@@ -6,7 +6,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fleetlog.errors import StoreUnavailable
@@ -17,7 +17,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 DOWN_FOR_S = 10.0
 RETRY_AFTER_S = 1.0
-UNREACHABLE = (OperationalError, DBAPIError, OSError)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """A failure of the connection, not of the query: another database may well answer."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class ReadEngines:
@@ -41,19 +47,28 @@ class ReadEngines:
         order = [(start + i) % len(self.replicas) for i in range(len(self.replicas))]
         return [self.replicas[i] for i in order if self._down_until.get(i, 0.0) <= now]
 
-    async def run(self, read: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run `read` on the first replica that answers, else on the primary; 503 if neither."""
-        for replica in self.replicas_up():
+    async def run(
+        self, read: Callable[[AsyncConnection], Awaitable[T]], *, replicas: bool = True
+    ) -> T:
+        """Run `read` on the first replica that answers, else on the primary; 503 if neither.
+
+        `replicas=False` reads the primary only: for answers that must not lag behind it.
+        """
+        for replica in self.replicas_up() if replicas else []:
             try:
                 answer = await self._read_on(replica, read)
-            except UNREACHABLE as exc:
+            except (DBAPIError, OSError) as exc:
+                if not unreachable(exc):
+                    raise
                 self._mark_down(replica, exc)
                 continue
             READS.labels("replica", "ok").inc()
             return answer
         try:
             answer = await self._read_on(self.primary, read)
-        except UNREACHABLE as exc:
+        except (DBAPIError, OSError) as exc:
+            if not unreachable(exc):
+                raise
             READS.labels("primary", "error").inc()
             unavailable = StoreUnavailable(
                 "the log store cannot be read", retry_after=RETRY_AFTER_S

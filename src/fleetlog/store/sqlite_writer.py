@@ -32,7 +32,9 @@ RETRY_AFTER_S = 1.0
 BUSY_TIMEOUT_MS = 30_000
 INSERT = """
 INSERT INTO logs (device_id, log_level, message, log_data, created_at, received_at)
-SELECT value->>0, value->>1, value->>2, value->3, value->>4, value->>5 FROM json_each(?)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]')
+FROM json_each(?)
 """
 
 _dialect = sqlite.dialect()

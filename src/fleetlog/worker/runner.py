@@ -34,8 +34,9 @@ from fleetlog.metrics import (
     WORKER_RETRIES,
 )
 from fleetlog.queue.consumer import StreamConsumer, StreamEntry
-from fleetlog.queue.redis_streams import check_config, connect, translated
+from fleetlog.queue.redis_streams import check_config, translated
 from fleetlog.records import LogRecord, UndecodableRecords, decode_records
+from fleetlog.redis_client import connect
 from fleetlog.store.bulk import BulkWriter, Keyed
 from fleetlog.worker.batcher import Batcher
 

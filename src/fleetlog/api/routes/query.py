@@ -3,11 +3,12 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import AfterValidator
 
 from fleetlog.api.deps import QueryDep
 from fleetlog.api.security import AUTH_RESPONSES, require
 from fleetlog.auth.principals import Scope
-from fleetlog.records import MAX_BATCH, MAX_DEVICE_ID, LogsPage, Stats
+from fleetlog.records import MAX_BATCH, MAX_DEVICE_ID, LogsPage, Stats, reject_nul
 
 router = APIRouter(
     tags=["query"], dependencies=[Depends(require(Scope.READ))], responses=AUTH_RESPONSES
@@ -16,7 +17,9 @@ router = APIRouter(
 
 @router.get("/api/logs/{device_id}", response_model=LogsPage)
 async def device_logs(
-    device_id: Annotated[str, Path(min_length=1, max_length=MAX_DEVICE_ID)],
+    device_id: Annotated[
+        str, Path(min_length=1, max_length=MAX_DEVICE_ID), AfterValidator(reject_nul)
+    ],
     query: QueryDep,
     limit: Annotated[int, Query(ge=1, le=MAX_BATCH, description="How many logs")] = 100,
 ) -> LogsPage:
