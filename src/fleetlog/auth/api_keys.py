@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from fleetlog.auth.principals import KEY_GRANTS, Principal, Scope
 from fleetlog.errors import Conflict, NotFound
 from fleetlog.ratelimit import Limit
+from fleetlog.store.engine import connected
 from fleetlog.store.logs import as_utc
 from fleetlog.store.tables import api_keys
 
@@ -97,7 +98,7 @@ class KeyStore:
             "revoked_at": None,
         }
         try:
-            async with self.engine.begin() as conn:
+            async with connected(self.engine, transaction=True) as conn:
                 result = await conn.execute(insert(api_keys).returning(api_keys), values)
                 row = result.mappings().one()
         except IntegrityError:
@@ -105,7 +106,7 @@ class KeyStore:
         return ApiKey.from_row(row), secret
 
     async def list(self) -> list[ApiKey]:
-        async with self.engine.connect() as conn:
+        async with connected(self.engine) as conn:
             rows = (await conn.execute(select(api_keys).order_by(api_keys.c.id))).mappings()
             return [ApiKey.from_row(row) for row in rows]
 
@@ -115,7 +116,7 @@ class KeyStore:
         if name_or_id.isdigit():
             match = match | (api_keys.c.id == int(name_or_id))
         revoked_at = func.coalesce(api_keys.c.revoked_at, datetime.now(UTC))
-        async with self.engine.begin() as conn:
+        async with connected(self.engine, transaction=True) as conn:
             result = await conn.execute(
                 update(api_keys).where(match).values(revoked_at=revoked_at).returning(api_keys)
             )
@@ -129,13 +130,13 @@ class KeyStore:
         query = select(api_keys).where(
             api_keys.c.key_hash == key_digest(secret), api_keys.c.revoked_at.is_(None)
         )
-        async with self.engine.connect() as conn:
+        async with connected(self.engine) as conn:
             row = (await conn.execute(query)).mappings().first()
         return None if row is None else ApiKey.from_row(row)
 
     async def count(self) -> int:
         """How many keys were ever created, revoked ones included."""
-        async with self.engine.connect() as conn:
+        async with connected(self.engine) as conn:
             return int(
                 (await conn.execute(select(func.count()).select_from(api_keys))).scalar_one()
             )

@@ -14,7 +14,7 @@ from fleetlog.auth.api_keys import KEY_PREFIX
 from fleetlog.auth.credentials import Credentials
 from fleetlog.auth.principals import OPEN, Principal, Scope
 from fleetlog.auth.tokens import TokenIssuer, TokenPair
-from fleetlog.errors import RateLimited, Unauthorized
+from fleetlog.errors import RateLimited, StoreUnavailable, Unauthorized
 from fleetlog.metrics import AUTH_REFUSED, RATE_LIMITED
 from fleetlog.ratelimit import Limit, RateLimiter
 
@@ -85,7 +85,14 @@ class Gatekeeper:
         if cached is not None and cached[0] > now:
             principal = cached[1]
         else:
-            principal, expires = await self._verify(credential, now)
+            try:
+                principal, expires = await self._verify(credential, now)
+            except StoreUnavailable:
+                # While the store is down, a credential verified before keeps its answer:
+                # the API goes on accepting (docs/security.md states the bound).
+                if cached is None:
+                    raise
+                principal, expires = cached[1], cached[0]
             if len(self._cache) >= MAX_CACHED:
                 self._cache.clear()
             self._cache[credential] = (expires, principal)
@@ -118,7 +125,12 @@ class Gatekeeper:
             return self._open
         async with self._open_lock:
             if time.monotonic() >= self._open_until:
-                self._open = not await self.credentials.exist()
+                try:
+                    self._open = not await self.credentials.exist()
+                except StoreUnavailable:
+                    if self._open_until == 0.0:
+                        raise
+                    return self._open
                 self._open_until = time.monotonic() + self.policy.cache_ttl
         return self._open
 

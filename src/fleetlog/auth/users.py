@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fleetlog.auth.principals import ROLE_GRANTS, Principal, Role
 from fleetlog.errors import Conflict, NotFound
+from fleetlog.store.engine import connected
 from fleetlog.store.logs import as_utc
 from fleetlog.store.tables import users
 
@@ -51,7 +52,7 @@ class UserStore:
             "created_at": datetime.now(UTC),
         }
         try:
-            async with self.engine.begin() as conn:
+            async with connected(self.engine, transaction=True) as conn:
                 result = await conn.execute(insert(users).returning(users), values)
                 row = result.mappings().one()
         except IntegrityError:
@@ -59,19 +60,19 @@ class UserStore:
         return User.from_row(row)
 
     async def list(self) -> list[User]:
-        async with self.engine.connect() as conn:
+        async with connected(self.engine) as conn:
             rows = (await conn.execute(select(users).order_by(users.c.id))).mappings()
             return [User.from_row(row) for row in rows]
 
     async def by_name(self, name: str) -> tuple[User, str] | None:
         """The user and their password hash."""
-        async with self.engine.connect() as conn:
+        async with connected(self.engine) as conn:
             query = select(users).where(users.c.name == name)
             row = (await conn.execute(query)).mappings().first()
         return None if row is None else (User.from_row(row), row["password_hash"])
 
     async def by_id(self, user_id: int) -> User | None:
-        async with self.engine.connect() as conn:
+        async with connected(self.engine) as conn:
             row = (await conn.execute(select(users).where(users.c.id == user_id))).mappings()
             found = row.first()
         return None if found is None else User.from_row(found)
@@ -84,18 +85,18 @@ class UserStore:
             .values(password_hash=password_hash, token_version=users.c.token_version + 1)
             .returning(users)
         )
-        async with self.engine.begin() as conn:
+        async with connected(self.engine, transaction=True) as conn:
             row = (await conn.execute(statement)).mappings().first()
         if row is None:
             raise NotFound(f"no user named {name!r}")
         return User.from_row(row)
 
     async def delete(self, name: str) -> None:
-        async with self.engine.begin() as conn:
+        async with connected(self.engine, transaction=True) as conn:
             result = await conn.execute(delete(users).where(users.c.name == name))
         if result.rowcount == 0:
             raise NotFound(f"no user named {name!r}")
 
     async def count(self) -> int:
-        async with self.engine.connect() as conn:
+        async with connected(self.engine) as conn:
             return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())

@@ -1,14 +1,22 @@
 """Engines for the log store: SQLite tuned for durable group commits, or PostgreSQL."""
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from fleetlog.config import Settings
+from fleetlog.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
+RETRY_AFTER_S = 1.0
 
 
 def dumps_json(value: Any) -> str:
@@ -53,3 +61,16 @@ def create_postgres_engine(url: str) -> AsyncEngine:
 
 def create_replica_engines(settings: Settings) -> list[AsyncEngine]:
     return [create_postgres_engine(url) for url in settings.replica_store_urls]
+
+
+@asynccontextmanager
+async def connected(
+    engine: AsyncEngine, *, transaction: bool = False
+) -> AsyncIterator[AsyncConnection]:
+    """A connection (in a transaction if asked) whose failure to reach the database is a 503."""
+    try:
+        async with engine.begin() if transaction else engine.connect() as conn:
+            yield conn
+    except (OperationalError, InterfaceError, OSError) as exc:
+        log.warning("the store cannot be reached: %s", exc)
+        raise StoreUnavailable("the store cannot be reached", retry_after=RETRY_AFTER_S) from exc

@@ -3,12 +3,14 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response, status
+from pydantic import AfterValidator
 
 from fleetlog.api.errors import documented
 from fleetlog.api.security import AUTH_RESPONSES, GatekeeperDep, require
 from fleetlog.auth.credentials import KeyRequest
 from fleetlog.auth.principals import Scope
 from fleetlog.auth.schemas import CreatedKeyOut, KeyIn, KeyOut, PasswordIn, UserIn, UserOut
+from fleetlog.records import reject_nul
 
 router = APIRouter(
     tags=["admin"],
@@ -25,8 +27,12 @@ router = APIRouter(
     },
 )
 
-KeyName = Annotated[str, Path(min_length=1, max_length=64, description="The key's name or id")]
-UserName = Annotated[str, Path(min_length=1, max_length=64)]
+KeyName = Annotated[
+    str,
+    Path(min_length=1, max_length=64, description="The key's name or id"),
+    AfterValidator(reject_nul),
+]
+UserName = Annotated[str, Path(min_length=1, max_length=64), AfterValidator(reject_nul)]
 
 
 @router.get("/api/keys", response_model=list[KeyOut])
