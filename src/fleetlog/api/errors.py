@@ -16,6 +16,8 @@ from fleetlog.metrics import INGEST_REJECTED
 
 log = logging.getLogger(__name__)
 
+INGEST_PATHS = frozenset({"/api/log", "/api/logs/batch"})
+
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
@@ -81,7 +83,7 @@ def error_response(
 
 async def on_fleetlog_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FleetlogError)
-    if request.method == "POST":
+    if request.method == "POST" and request.url.path in INGEST_PATHS:
         INGEST_REJECTED.labels(exc.code).inc()
     return error_response(exc.status, exc.code, exc.message, exc.detail, exc.headers)
 

@@ -1,6 +1,5 @@
 """LogStore: insert batches of records, read them back newest first, count them."""
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,10 +13,7 @@ from fleetlog.records import LogOut
 from fleetlog.store.replicas import ReadEngines
 from fleetlog.store.tables import logs
 
-log = logging.getLogger(__name__)
-
 RECENT_DEVICES = 10
-RETRY_AFTER_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
