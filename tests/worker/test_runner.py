@@ -1,6 +1,7 @@
 """The worker on real Redis and PostgreSQL: every accepted log stored exactly once."""
 
 import asyncio
+import contextlib
 
 from redis.asyncio import Redis
 
@@ -229,3 +230,40 @@ async def test_postgres_down_the_worker_waits_and_loses_nothing(
 
     await assert_stored_once(table, ids)
     assert await table.count() == 200
+
+
+async def test_a_long_postgres_outage_dead_letters_nothing(
+    fresh_postgres: PostgresServer, redis_url: str, tmp_path, queue: RedisStreamQueue
+) -> None:
+    """Idle workers must not reclaim a batch its worker holds through the outage: each
+    reclaim would count a delivery, and past the limit valid entries would be dead-lettered."""
+    fresh_postgres.create_database("logs")
+    url = fresh_postgres.dsn("logs")
+    await migrate_database(url)
+    settings = pipeline_settings(redis_url, url, tmp_path)
+    table = Table(url)
+    dead_before = sum(
+        sample("fleetlog_dead_letters_total", shard=str(shard), reason="max_deliveries")
+        for shard in range(settings.stream_shards)
+    )
+    fresh_postgres.stop()
+    ids = await put_many(queue, 20, tag="outage")
+    retries_before = sample("fleetlog_worker_retries_total", reason="postgres")
+    async with contextlib.AsyncExitStack() as workers:
+        # More workers than deliveries allowed (3): each idle one would reclaim the batch once.
+        for n in range(settings.max_deliveries + 2):
+            await workers.enter_async_context(running_worker(settings, name=f"w{n}"))
+
+        # Long enough for many claim_idle periods (300 ms).
+        async def long_outage() -> bool:
+            return sample("fleetlog_worker_retries_total", reason="postgres") > retries_before + 400
+
+        await wait_for(long_outage, what="a long outage")
+        fresh_postgres.start()
+        await wait_for(lambda: table.has(100), what="the logs stored after the outage")
+    dead_after = sum(
+        sample("fleetlog_dead_letters_total", shard=str(shard), reason="max_deliveries")
+        for shard in range(settings.stream_shards)
+    )
+    assert dead_after == dead_before
+    await assert_stored_once(table, ids)

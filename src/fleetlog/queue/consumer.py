@@ -141,6 +141,17 @@ class StreamConsumer:
             for entry_id, fields in claimed
         ]
 
+    async def hold(self, entries: Sequence[StreamEntry]) -> None:
+        """Reset the idle time of entries this consumer still works on, without counting a
+        delivery (XCLAIM JUSTID): other workers must not reclaim a batch held through an outage.
+        """
+        for shard in {entry.shard for entry in entries}:
+            ids: list[Any] = [entry.id for entry in entries if entry.shard == shard]
+            with translated("hold pending entries"):
+                await self.client.xclaim(
+                    self.keys.stream(shard), self.keys.group, self.name, 0, ids, justid=True
+                )
+
     async def acknowledge(self, shard: int, entries: Sequence[StreamEntry]) -> int:
         """Acknowledge and delete stored entries in one round trip; returns the logs freed."""
         if not entries:

@@ -12,6 +12,7 @@ Entries left pending by a dead worker are reclaimed after `claim_idle`.
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -192,6 +193,7 @@ class Worker:
                 new = await self.writer.write(rows)
             except StoreUnavailable:
                 WORKER_RETRIES.labels("postgres").inc()
+                await self._hold(batch)
                 if not await self._pause(backoff.next()):
                     return []
                 continue
@@ -200,6 +202,11 @@ class Worker:
             LOGS_STORED.inc(new)
             LOGS_DUPLICATE.inc(len(rows) - new)
             return batch
+
+    async def _hold(self, batch: list[Decoded]) -> None:
+        """Keep the batch ours while PostgreSQL is down (a failed hold is retried next pause)."""
+        with contextlib.suppress(StoreUnavailable):
+            await self.consumer.hold([decoded.entry for decoded in batch])
 
     async def _split(self, batch: list[Decoded], exc: RejectedBatch) -> list[Decoded]:
         """Store the halves apart, down to the refused entry, which stays pending."""
