@@ -74,6 +74,8 @@ class KeyIn(BaseModel):
 
 
 class KeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     name: str
     hint: str = Field(description="The key's first characters, to recognise it")
@@ -86,17 +88,7 @@ class KeyOut(BaseModel):
 
     @classmethod
     def of(cls, key: ApiKey) -> "KeyOut":
-        return cls(
-            id=key.id,
-            name=key.name,
-            hint=key.hint,
-            scope=key.scope,
-            device_prefix=key.device_prefix,
-            rate=key.rate,
-            burst=key.burst,
-            created_at=key.created_at,
-            revoked_at=key.revoked_at,
-        )
+        return cls.model_validate(key)
 
 
 class CreatedKeyOut(KeyOut):
