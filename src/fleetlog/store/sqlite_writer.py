@@ -1,9 +1,10 @@
 """SqliteWriter: the embedded store's one writer, a group of logs per durable commit.
 
 A whole group goes to SQLite as one JSON parameter of one `INSERT … SELECT FROM json_each(?)`
-statement, in autocommit, on a connection owned by one thread. One statement means SQLite runs
-the insert and the commit's fsync without taking Python's GIL back row by row: under load a
-row-by-row `executemany` waits for the GIL at every row and took three times as long.
+statement, in autocommit, on a connection owned by one thread (a group past 64 MiB goes as
+several statements in one transaction). One statement means SQLite runs the insert and the
+commit's fsync without taking Python's GIL back row by row: under load a row-by-row
+`executemany` waited for the GIL at every row and took three times as long.
 """
 
 import asyncio
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 1.0
 BUSY_TIMEOUT_MS = 30_000
+# Well under SQLite's 1 GB limit on a statement's size, and on the memory one statement takes.
+MAX_STATEMENT_BYTES = 64 * 1024 * 1024
 INSERT = """
 INSERT INTO logs (device_id, log_level, message, log_data, created_at, received_at)
 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
@@ -57,41 +60,68 @@ def as_rows(records: Sequence[LogRecord]) -> list[list[Any]]:
     return rows
 
 
+def payloads(rows: list[list[Any]], limit: int) -> list[bytes]:
+    """The rows as JSON arrays of at most `limit` bytes each (a lone larger row goes alone)."""
+    payload = orjson.dumps(rows)
+    if len(payload) <= limit or len(rows) == 1:
+        return [payload]
+    middle = len(rows) // 2
+    return payloads(rows[:middle], limit) + payloads(rows[middle:], limit)
+
+
 class SqliteWriter:
-    def __init__(self, path: Path, *, synchronous: str) -> None:
+    def __init__(
+        self, path: Path, *, synchronous: str, max_statement_bytes: int = MAX_STATEMENT_BYTES
+    ) -> None:
         self.path = path
         self.synchronous = synchronous
+        self.max_statement_bytes = max_statement_bytes
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetlog-sqlite")
         self._db: sqlite3.Connection | None = None
         self._turns = -1
 
     async def insert_batch(self, records: Sequence[LogRecord]) -> list[int]:
         """Commit all records durably in one transaction; their ids, in the same order."""
-        payload = orjson.dumps(as_rows(records))
+        chunks = payloads(as_rows(records), self.max_statement_bytes)
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
-            last = await loop.run_in_executor(self._thread, self._insert, payload)
+            last = await loop.run_in_executor(self._thread, self._insert, chunks)
         except sqlite3.Error as exc:
             log.warning("insert of %d logs failed: %s", len(records), exc)
             unavailable = StoreUnavailable("the log store cannot commit", retry_after=RETRY_AFTER_S)
             raise unavailable from exc
         STORE_COMMIT_SECONDS.observe(time.perf_counter() - started)
         STORE_COMMIT_ROWS.observe(len(records))
-        # One statement holds SQLite's only write lock, so its rowids are consecutive.
+        # One transaction holds SQLite's only write lock, so its rowids are consecutive.
         return list(range(last - len(records) + 1, last + 1))
 
-    def _insert(self, payload: bytes) -> int:
+    def _insert(self, chunks: list[bytes]) -> int:
         db = self._connection()
         # Server processes take turns through a file lock: a waiter wakes the moment the lock
         # is free, where SQLite's own busy handler would sleep up to 100 ms between tries.
         fcntl.flock(self._turns, fcntl.LOCK_EX)
         try:
-            db.execute(INSERT, (payload.decode(),))
+            if len(chunks) == 1:
+                db.execute(INSERT, (chunks[0].decode(),))
+            else:
+                self._insert_in_parts(db, chunks)
             last: int = db.execute("SELECT last_insert_rowid()").fetchone()[0]
         finally:
             fcntl.flock(self._turns, fcntl.LOCK_UN)
         return last
+
+    @staticmethod
+    def _insert_in_parts(db: sqlite3.Connection, chunks: list[bytes]) -> None:
+        """A group too large for one statement: one statement per part, in one transaction."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for chunk in chunks:
+                db.execute(INSERT, (chunk.decode(),))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:

@@ -1,0 +1,44 @@
+"""The embedded writer: one group, one transaction, ids in order, even when split in parts."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from fleetlog.errors import StoreUnavailable
+from fleetlog.records import LogRecord
+from fleetlog.store.engine import create_store_engine
+from fleetlog.store.logs import LogStore
+from fleetlog.store.sqlite_writer import SqliteWriter
+
+
+def records(n: int, **overrides) -> list[LogRecord]:
+    now = datetime.now(UTC)
+    fields = {"device_id": "d1", "level": "INFO", "log_data": {"pad": "x" * 100}}
+    fields.update(overrides)
+    return [LogRecord(message=f"m{i}", ts=now, received_at=now, **fields) for i in range(n)]
+
+
+@pytest.fixture
+async def store(settings):
+    log_store = LogStore(create_store_engine(settings))
+    yield log_store
+    await log_store.close()
+
+
+async def test_a_group_larger_than_a_statement_goes_in_parts_in_order(settings, store):
+    writer = SqliteWriter(settings.sqlite_path, synchronous="FULL", max_statement_bytes=1000)
+    ids = await writer.insert_batch(records(40))
+    await writer.close()
+    assert ids == list(range(ids[0], ids[0] + 40))
+    stored = {log.id: log.message for log in await store.latest("d1", limit=100)}
+    assert [stored[i] for i in ids] == [f"m{i}" for i in range(40)]
+
+
+async def test_a_part_that_fails_stores_nothing_of_the_group(settings, store):
+    writer = SqliteWriter(settings.sqlite_path, synchronous="FULL", max_statement_bytes=1000)
+    group = records(30) + records(1, level=None)  # NOT NULL refuses the last part
+    with pytest.raises(StoreUnavailable):
+        await writer.insert_batch(group)
+    assert await writer.insert_batch(records(2)) == [1, 2]
+    await writer.close()
+    assert len(await store.latest("d1", limit=100)) == 2
