@@ -186,17 +186,6 @@ class Worker:
         """Commit the batch; returns what got committed (less when stopping or refused)."""
         if not batch:
             return []
-        # However long the commit takes (PostgreSQL down, slow or unreachable), the batch stays
-        # ours: idle workers would otherwise reclaim it, each time counting a delivery.
-        keeper = asyncio.create_task(self._hold(batch), name="fleetlog-hold")
-        try:
-            return await self._commit(batch)
-        finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
-
-    async def _commit(self, batch: list[Decoded]) -> list[Decoded]:
         backoff = Backoff(self.backoff_limit)
         rows = [keyed for decoded in batch for keyed in decoded.keyed()]
         while True:
@@ -204,6 +193,7 @@ class Worker:
                 new = await self.writer.write(rows)
             except StoreUnavailable:
                 WORKER_RETRIES.labels("postgres").inc()
+                await self._hold(batch)
                 if not await self._pause(backoff.next()):
                     return []
                 continue
@@ -214,12 +204,9 @@ class Worker:
             return batch
 
     async def _hold(self, batch: list[Decoded]) -> None:
-        """Reset the batch's idle time every third of `claim_idle` until cancelled."""
-        entries = [decoded.entry for decoded in batch]
-        while True:
-            await asyncio.sleep(self.claim_idle_ms / 3000)
-            with contextlib.suppress(StoreUnavailable):
-                await self.consumer.hold(entries)
+        """Keep the batch ours while PostgreSQL is down (a failed hold is retried next pause)."""
+        with contextlib.suppress(StoreUnavailable):
+            await self.consumer.hold([decoded.entry for decoded in batch])
 
     async def _split(self, batch: list[Decoded], exc: RejectedBatch) -> list[Decoded]:
         """Store the halves apart, down to the refused entry, which stays pending."""
