@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+from datetime import timedelta
 
 from redis.asyncio import Redis
 
@@ -240,7 +241,7 @@ async def test_a_long_postgres_outage_dead_letters_nothing(
     fresh_postgres.create_database("logs")
     url = fresh_postgres.dsn("logs")
     await migrate_database(url)
-    settings = pipeline_settings(redis_url, url, tmp_path)
+    settings = pipeline_settings(redis_url, url, tmp_path, claim_idle=timedelta(seconds=0.6))
     table = Table(url)
     dead_before = sum(
         sample("fleetlog_dead_letters_total", shard=str(shard), reason="max_deliveries")
@@ -254,9 +255,9 @@ async def test_a_long_postgres_outage_dead_letters_nothing(
         for n in range(settings.max_deliveries + 2):
             await workers.enter_async_context(running_worker(settings, name=f"w{n}"))
 
-        # Long enough for many claim_idle periods (300 ms).
+        # Long enough for several claim_idle periods.
         async def long_outage() -> bool:
-            return sample("fleetlog_worker_retries_total", reason="postgres") > retries_before + 400
+            return sample("fleetlog_worker_retries_total", reason="postgres") > retries_before + 150
 
         await wait_for(long_outage, what="a long outage")
         fresh_postgres.start()
