@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from fleetlog.config import Settings
 from fleetlog.keys import Keys, shard_of
+from fleetlog.queue.consumer import StreamEntry
 from fleetlog.queue.redis_streams import RedisStreamQueue
 from fleetlog.records import decode_records, encode_records
 from fleetlog.store.bulk import BulkWriter
@@ -115,18 +116,32 @@ class TestStoring:
         assert batches["two"] > 0
 
 
+async def read_by_a_dead_worker(settings: Settings) -> list[StreamEntry]:
+    """Every shard's entries, delivered to a consumer that then disappears unacknowledged."""
+    dead = open_consumer(settings, "dead-worker")
+    entries: list[StreamEntry] = []
+    try:
+        for shard in range(settings.stream_shards):
+            await dead.ensure_group(shard)
+            entries += await dead.read(shard, count=100, block_ms=10)
+    finally:
+        await dead.close()
+    return entries
+
+
+def dead_lettered(settings: Settings, reason: str) -> float:
+    return sum(
+        sample("fleetlog_dead_letters_total", shard=str(shard), reason=reason)
+        for shard in range(settings.stream_shards)
+    )
+
+
 class TestRedelivery:
     async def test_entries_of_a_dead_worker_are_reclaimed(
         self, pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis
     ) -> None:
         ids = await put_many(queue, 40)
-        dead = open_consumer(pipeline, "dead-worker")
-        try:
-            for shard in range(4):
-                await dead.ensure_group(shard)
-                await dead.read(shard, count=100, block_ms=10)
-        finally:
-            await dead.close()
+        await read_by_a_dead_worker(pipeline)
         async with running_worker(pipeline):
             await wait_for(lambda: drained(redis), what="the dead worker's entries to be stored")
         await assert_stored_once(table, ids)
@@ -141,15 +156,9 @@ class TestRedelivery:
     ) -> None:
         ids = await put_many(queue, 40)
         # A worker that committed its batch and died before acknowledging it.
-        dead = open_consumer(pipeline, "dead-worker")
-        try:
-            for shard in range(4):
-                await dead.ensure_group(shard)
-                entries = await dead.read(shard, count=100, block_ms=10)
-                decoded = [Decoded(entry, decode_records(entry.payload)) for entry in entries]
-                await writer.write([k for d in decoded for k in d.keyed()])
-        finally:
-            await dead.close()
+        entries = await read_by_a_dead_worker(pipeline)
+        decoded = [Decoded(entry, decode_records(entry.payload)) for entry in entries]
+        await writer.write([k for d in decoded for k in d.keyed()])
         assert await table.count() == 200
         duplicates_before = sample("fleetlog_logs_duplicate_total")
 
@@ -243,10 +252,7 @@ async def test_a_long_postgres_outage_dead_letters_nothing(
     await migrate_database(url)
     settings = pipeline_settings(redis_url, url, tmp_path, claim_idle=timedelta(seconds=0.6))
     table = Table(url)
-    dead_before = sum(
-        sample("fleetlog_dead_letters_total", shard=str(shard), reason="max_deliveries")
-        for shard in range(settings.stream_shards)
-    )
+    dead_before = dead_lettered(settings, "max_deliveries")
     fresh_postgres.stop()
     ids = await put_many(queue, 20, tag="outage")
     retries_before = sample("fleetlog_worker_retries_total", reason="postgres")
@@ -262,9 +268,5 @@ async def test_a_long_postgres_outage_dead_letters_nothing(
         await wait_for(long_outage, what="a long outage")
         fresh_postgres.start()
         await wait_for(lambda: table.has(100), what="the logs stored after the outage")
-    dead_after = sum(
-        sample("fleetlog_dead_letters_total", shard=str(shard), reason="max_deliveries")
-        for shard in range(settings.stream_shards)
-    )
-    assert dead_after == dead_before
+    assert dead_lettered(settings, "max_deliveries") == dead_before
     await assert_stored_once(table, ids)
