@@ -5,7 +5,12 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from fleetlog.records import UndecodableRecords, decode_records, encode_records
+from fleetlog.records import (
+    UndecodableRecords,
+    check_wire_header,
+    decode_records,
+    encode_records,
+)
 from tests.fixtures.pipeline import make_record
 
 
@@ -51,3 +56,11 @@ class TestWireFormat:
     def test_anything_else_is_undecodable(self, payload: bytes) -> None:
         with pytest.raises(UndecodableRecords):
             decode_records(payload)
+
+    def test_every_batch_passes_the_header_check(self) -> None:
+        check_wire_header(encode_records([make_record(), make_record(message="[1,[[")]))
+
+    @pytest.mark.parametrize("payload", [b"", b"not json", b"[2,[[", b"[1, [[", b"[1,[]]"])
+    def test_the_header_check_refuses_what_no_encoder_wrote(self, payload: bytes) -> None:
+        with pytest.raises(UndecodableRecords, match="does not begin with"):
+            check_wire_header(payload)

@@ -175,6 +175,8 @@ class LogRecord:
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 WIRE_VERSION = 1
+# How every encoded batch begins (orjson writes no spaces): the worker's check of an entry.
+WIRE_HEADER = b"[%d,[[" % WIRE_VERSION
 LEVELS = frozenset(LogLevel)
 
 
@@ -216,6 +218,13 @@ def decode_record(row: Any) -> LogRecord:
         ts=EPOCH + ts_us * MICROSECOND,
         received_at=EPOCH + received_us * MICROSECOND,
     )
+
+
+def check_wire_header(data: bytes) -> None:
+    """Refuse bytes that do not even begin as `encode_records` output (the store unpacks the
+    rest, and refuses a batch with a malformed record)."""
+    if not data.startswith(WIRE_HEADER):
+        raise UndecodableRecords(f"not a batch of records: it does not begin with {WIRE_HEADER!r}")
 
 
 def decode_records(data: bytes) -> list[LogRecord]:

@@ -2,10 +2,12 @@
 
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from fleetlog.errors import RejectedBatch, StoreUnavailable
-from fleetlog.store.bulk import BulkWriter, Keyed
+from fleetlog.records import LogRecord, encode_records
+from fleetlog.store.bulk import BulkWriter, Packed
 from fleetlog.store.engine import create_store_engine
 from fleetlog.store.logs import LogStore
 from fleetlog.store.partitions import partition_name
@@ -15,28 +17,89 @@ from tests.fixtures.servers import PostgresServer
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
-def keyed(n: int, *, prefix: str = "0-1-0", **overrides: object) -> list[Keyed]:
-    return [Keyed(f"{prefix}-{i}", make_record(message=f"log {i}", **overrides)) for i in range(n)]
+def packed(n: int, *, key: str = "0-1-0", **overrides: object) -> Packed:
+    """One stream entry of `n` logs, as the worker hands it over."""
+    return Packed(
+        key, encode_records([make_record(message=f"log {i}", **overrides) for i in range(n)])
+    )
+
+
+def written(*records: LogRecord, key: str = "0-1-0") -> list[Packed]:
+    return [Packed(key, encode_records(records))]
+
+
+def wire(*rows: list[object]) -> Packed:
+    """An entry written by hand in the wire format, whatever its records hold."""
+    return Packed("0-9-0", orjson.dumps([1, list(rows)]))
+
+
+GOOD_ROW = ["cam-7", "INFO", "ok", {}, 0, 0]
 
 
 class TestWrite:
     async def test_a_batch_written_twice_is_stored_once(
         self, writer: BulkWriter, table: Table
     ) -> None:
-        batch = keyed(500)
-        assert await writer.write(batch) == 500
-        assert await writer.write(batch) == 0
-        assert await writer.write([*batch[:10], *keyed(5, prefix="0-2-0")]) == 5
+        batch = [packed(250, key="0-1-0"), packed(250, key="0-1-1")]
+        assert (await writer.write(batch)).rows == 500
+        assert (await writer.write(batch)).rows == 0
+        assert (await writer.write([batch[0], packed(5, key="0-2-0")])).rows == 5
         assert await table.count() == 505
+        keys = await table.fetchval("SELECT array_agg(ingest_key ORDER BY id) FROM logs")
+        assert keys[:2] == ["0-1-0-0", "0-1-0-1"]
+        assert keys[-1] == "0-2-0-4"
+
+    async def test_every_device_of_the_batch_is_named_even_when_nothing_was_new(
+        self, writer: BulkWriter
+    ) -> None:
+        batch = [packed(2, key="0-1-0", device_id="cam-7"), packed(1, key="0-1-1", device_id="x")]
+        assert (await writer.write(batch)).devices == {"cam-7", "x"}
+        again = await writer.write(batch)
+        assert (again.rows, again.devices) == (0, {"cam-7", "x"})
+
+    @pytest.mark.parametrize(
+        "ts",
+        [
+            datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+            datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+            datetime(2026, 11, 25, 12, 0, 0, 123_457, tzinfo=UTC),
+            datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        ],
+    )
+    async def test_event_times_are_stored_to_the_microsecond(
+        self, writer: BulkWriter, table: Table, ts: datetime
+    ) -> None:
+        await writer.write(written(make_record(ts=ts, received_at=ts)))
+        assert await table.fetchval("SELECT ARRAY[created_at, received_at] FROM logs") == [ts, ts]
+
+    @pytest.mark.parametrize(
+        "row",
+        [
+            ["cam-7", "LOUD", "ok", {}, 0, 0],
+            ["cam-7", "INFO", "ok", [], 0, 0],
+            ["cam-7", "INFO", 5, {}, 0, 0],
+            [7, "INFO", "ok", {}, 0, 0],
+            ["cam-7", "INFO", "ok", {}, 1.5, 0],
+            ["cam-7", "INFO", "ok", {}, "soon", 0],
+            ["cam-7", "INFO", "ok", {}, 0],
+            ["cam-7", "INFO", "ok", {}, 0, 0, "extra"],
+        ],
+    )
+    async def test_a_record_of_the_wrong_shape_rejects_the_batch(
+        self, writer: BulkWriter, table: Table, row: list[object]
+    ) -> None:
+        with pytest.raises(RejectedBatch):
+            await writer.write([packed(3), wire(GOOD_ROW, row)])
+        assert await table.count() == 0
 
     async def test_rows_read_back_through_the_log_store(self, writer: BulkWriter, pipeline) -> None:
         older = NOW - timedelta(days=3)
         await writer.write(
-            [
-                Keyed("0-1-0-0", make_record(device_id="cam-7", ts=older, log_data={"a": [1]})),
-                Keyed("0-1-0-1", make_record(device_id="cam-7", ts=NOW, level="ERROR")),
-                Keyed("0-1-0-2", make_record(device_id="cam-8")),
-            ]
+            written(
+                make_record(device_id="cam-7", ts=older, log_data={"a": [1]}),
+                make_record(device_id="cam-7", ts=NOW, level="ERROR"),
+                make_record(device_id="cam-8"),
+            )
         )
         store = LogStore(create_store_engine(pipeline))
         try:
@@ -55,8 +118,8 @@ class TestWrite:
     async def test_a_row_postgresql_refuses_rejects_the_batch(
         self, writer: BulkWriter, table: Table
     ) -> None:
-        with pytest.raises(RejectedBatch, match="0x00"):
-            await writer.write([*keyed(3), Keyed("0-9-0-0", make_record(message="nul\x00"))])
+        with pytest.raises(RejectedBatch, match="0000"):
+            await writer.write([packed(3), *written(make_record(message="nul\x00"), key="0-9-0")])
         assert await table.count() == 0
 
     async def test_postgresql_down_is_store_unavailable(self, fresh_postgres: PostgresServer):
@@ -65,7 +128,7 @@ class TestWrite:
         try:
             fresh_postgres.stop()
             with pytest.raises(StoreUnavailable):
-                await writer.write(keyed(1))
+                await writer.write([packed(1)])
         finally:
             await writer.close()
 
@@ -78,11 +141,11 @@ class TestPartitions:
         days = [NOW.date() + timedelta(days=d) for d in range(-1, 3)]
         assert done.created == [partition_name(day) for day in days]
         await writer.write(
-            [
-                Keyed("0-1-0-0", make_record(ts=NOW)),
-                Keyed("0-1-0-1", make_record(ts=datetime(2001, 1, 1, tzinfo=UTC))),
-                Keyed("0-1-0-2", make_record(ts=NOW + timedelta(days=30))),
-            ]
+            written(
+                make_record(ts=NOW),
+                make_record(ts=datetime(2001, 1, 1, tzinfo=UTC)),
+                make_record(ts=NOW + timedelta(days=30)),
+            )
         )
         where = "SELECT string_agg(tableoid::regclass::text, ',' ORDER BY created_at) FROM logs"
         assert await table.fetchval(where) == "logs_default,logs_p20261125,logs_default"
@@ -92,19 +155,19 @@ class TestPartitions:
         self, writer: BulkWriter, table: Table
     ) -> None:
         future = NOW + timedelta(days=10)
-        await writer.write(keyed(3, ts=future))
+        await writer.write([packed(3, ts=future)])
         await writer.maintain(ahead=10, retention_days=None, today=NOW)
         where = "SELECT string_agg(DISTINCT tableoid::regclass::text, ',') FROM logs"
         assert await table.fetchval(where) == partition_name(future.date())
-        assert await writer.write(keyed(3, ts=future)) == 0
+        assert (await writer.write([packed(3, ts=future)])).rows == 0
 
     async def test_retention_drops_whole_partitions(self, writer: BulkWriter, table: Table):
         old_day = NOW - timedelta(days=40)
         await writer.maintain(ahead=1, retention_days=None, today=old_day)
         await writer.maintain(ahead=1, retention_days=None, today=NOW)
-        await writer.write(keyed(4, prefix="0-1-0", ts=old_day))
-        await writer.write(keyed(2, prefix="0-2-0", ts=NOW))
-        await writer.write(keyed(1, prefix="0-3-0", ts=datetime(2001, 1, 1, tzinfo=UTC)))
+        await writer.write([packed(4, key="0-1-0", ts=old_day)])
+        await writer.write([packed(2, key="0-2-0", ts=NOW)])
+        await writer.write([packed(1, key="0-3-0", ts=datetime(2001, 1, 1, tzinfo=UTC))])
 
         done = await writer.maintain(ahead=1, retention_days=30, today=NOW)
 

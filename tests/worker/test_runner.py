@@ -10,9 +10,9 @@ from fleetlog.config import Settings
 from fleetlog.keys import Keys, shard_of
 from fleetlog.queue.consumer import StreamEntry
 from fleetlog.queue.redis_streams import RedisStreamQueue
-from fleetlog.records import decode_records, encode_records
+from fleetlog.records import encode_records
 from fleetlog.store.bulk import BulkWriter
-from fleetlog.worker.runner import Decoded
+from fleetlog.worker.runner import packed
 from tests.fixtures.pipeline import (
     Table,
     assert_stored_once,
@@ -157,8 +157,7 @@ class TestRedelivery:
         ids = await put_many(queue, 40)
         # A worker that committed its batch and died before acknowledging it.
         entries = await read_by_a_dead_worker(pipeline)
-        decoded = [Decoded(entry, decode_records(entry.payload)) for entry in entries]
-        await writer.write([k for d in decoded for k in d.keyed()])
+        await writer.write([packed(entry) for entry in entries])
         assert await table.count() == 200
         duplicates_before = sample("fleetlog_logs_duplicate_total")
 
@@ -211,7 +210,7 @@ class TestPoison:
         [(_, dead)] = await redis.xrange(KEYS.dead(shard))
         assert dead[b"id"] == bad_id
         assert dead[b"deliveries"] == str(pipeline.max_deliveries).encode()
-        assert b"0x00" in dead[b"error"]
+        assert b"\\u0000" in dead[b"error"]
 
 
 async def test_postgres_down_the_worker_waits_and_loses_nothing(

@@ -1,13 +1,15 @@
 """Worker: moves logs from every shard's stream into PostgreSQL, each exactly once.
 
-One loop per shard: gather a batch, COPY it in one transaction, tell `on_stored` which
-devices got logs, then acknowledge and delete the entries in one round trip. Nothing is
-acknowledged before its commit; a redelivered entry adds no rows (unique ingest keys).
+One loop per shard: gather a batch, COPY its entries as they are (PostgreSQL unpacks them) in
+one transaction, tell `on_stored` which devices got logs, then acknowledge and delete the
+entries in one round trip. Nothing is acknowledged before its commit; a redelivered entry adds
+no rows (unique ingest keys).
 
 Failures never drop a log: while PostgreSQL or Redis cannot be used the loop backs off and
 retries, holding its batch. A batch the store refuses is split until the bad entry is alone;
-that entry stays pending and is retried after `claim_idle`, and past `max_deliveries`
-deliveries it moves to the dead-letter stream, as does an entry that cannot be decoded.
+that entry is decoded here: one that is not a batch of records moves to the dead-letter stream
+at once; any other stays pending, is retried after `claim_idle`, and past `max_deliveries`
+deliveries moves to the dead-letter stream too.
 Entries left pending by a dead worker are reclaimed after `claim_idle`.
 """
 
@@ -19,7 +21,7 @@ import secrets
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from fleetlog.config import Settings
@@ -36,9 +38,9 @@ from fleetlog.metrics import (
 )
 from fleetlog.queue.consumer import StreamConsumer, StreamEntry
 from fleetlog.queue.redis_streams import check_config, translated
-from fleetlog.records import LogRecord, UndecodableRecords, decode_records
+from fleetlog.records import UndecodableRecords, check_wire_header, decode_records
 from fleetlog.redis_client import connect
-from fleetlog.store.bulk import BulkWriter, Keyed
+from fleetlog.store.bulk import BulkWriter, Packed
 from fleetlog.worker.batcher import Batcher
 
 log = logging.getLogger(__name__)
@@ -50,14 +52,19 @@ MAINTENANCE_EVERY_S = 3600.0
 FIRST_BACKOFF_S = 0.05
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    entry: StreamEntry
-    records: list[LogRecord]
+@dataclass(slots=True)
+class Stored:
+    """The entries of a batch that got committed, and the devices that got new rows."""
 
-    def keyed(self) -> list[Keyed]:
-        prefix = f"{self.entry.shard}-{self.entry.id}-"
-        return [Keyed(f"{prefix}{pos}", record) for pos, record in enumerate(self.records)]
+    entries: list[StreamEntry] = field(default_factory=list)
+    devices: set[str] = field(default_factory=set)
+
+    def __add__(self, other: "Stored") -> "Stored":
+        return Stored(self.entries + other.entries, self.devices | other.devices)
+
+
+def packed(entry: StreamEntry) -> Packed:
+    return Packed(f"{entry.shard}-{entry.id}", entry.payload)
 
 
 class Backoff:
@@ -158,62 +165,68 @@ class Worker:
         """Store one batch of entries and acknowledge what was stored."""
         started = time.perf_counter()
         WORKER_BATCH_LOGS.observe(sum(entry.logs for entry in entries))
-        batch = [decoded for entry in entries if (decoded := await self._decode(entry))]
+        batch = [entry for entry in entries if await self._admit(entry)]
         stored = await self._store(batch)
-        if stored:
+        if stored.entries:
             await self._finish(shard, stored)
         log.info(
-            "shard %d: %d entries, %d of %d stored in %.0f ms",
+            "shard %d: %d entries, %d of %d logs stored in %.0f ms",
             shard,
             len(entries),
-            sum(len(d.records) for d in stored),
+            sum(entry.logs for entry in stored.entries),
             sum(entry.logs for entry in entries),
             (time.perf_counter() - started) * 1000,
         )
 
-    async def _decode(self, entry: StreamEntry) -> Decoded | None:
+    async def _admit(self, entry: StreamEntry) -> bool:
+        """False for an entry dead-lettered instead: delivered too often, or not a batch."""
         if entry.deliveries > self.settings.max_deliveries:
             error = f"delivered {entry.deliveries} times without being stored"
             await self._dead_letter(entry, error, reason="max_deliveries")
-            return None
+            return False
         try:
-            return Decoded(entry, decode_records(entry.payload))
+            check_wire_header(entry.payload)
         except UndecodableRecords as exc:
             await self._dead_letter(entry, str(exc), reason="undecodable")
-            return None
+            return False
+        return True
 
-    async def _store(self, batch: list[Decoded]) -> list[Decoded]:
+    async def _store(self, batch: list[StreamEntry]) -> Stored:
         """Commit the batch; returns what got committed (less when stopping or refused)."""
         if not batch:
-            return []
+            return Stored()
         backoff = Backoff(self.backoff_limit)
-        rows = [keyed for decoded in batch for keyed in decoded.keyed()]
         while True:
             try:
-                new = await self.writer.write(rows)
+                written = await self.writer.write([packed(entry) for entry in batch])
             except StoreUnavailable:
                 WORKER_RETRIES.labels("postgres").inc()
                 await self._hold(batch)
                 if not await self._pause(backoff.next()):
-                    return []
+                    return Stored()
                 continue
             except RejectedBatch as exc:
                 return await self._split(batch, exc)
-            LOGS_STORED.inc(new)
-            LOGS_DUPLICATE.inc(len(rows) - new)
-            return batch
+            LOGS_STORED.inc(written.rows)
+            LOGS_DUPLICATE.inc(sum(entry.logs for entry in batch) - written.rows)
+            return Stored(batch, written.devices)
 
-    async def _hold(self, batch: list[Decoded]) -> None:
+    async def _hold(self, batch: list[StreamEntry]) -> None:
         """Keep the batch ours while PostgreSQL is down (a failed hold is retried next pause)."""
         with contextlib.suppress(StoreUnavailable):
-            await self.consumer.hold([decoded.entry for decoded in batch])
+            await self.consumer.hold(batch)
 
-    async def _split(self, batch: list[Decoded], exc: RejectedBatch) -> list[Decoded]:
+    async def _split(self, batch: list[StreamEntry], exc: RejectedBatch) -> Stored:
         """Store the halves apart, down to the refused entry, which stays pending."""
         if len(batch) > 1:
             middle = len(batch) // 2
             return await self._store(batch[:middle]) + await self._store(batch[middle:])
-        entry = batch[0].entry
+        entry = batch[0]
+        try:
+            decode_records(entry.payload)
+        except UndecodableRecords as undecodable:
+            await self._dead_letter(entry, str(undecodable), reason="undecodable")
+            return Stored()
         log.warning(
             "shard %d: entry %s refused (delivery %d of %d): %s",
             entry.shard,
@@ -224,16 +237,15 @@ class Worker:
         )
         if entry.deliveries >= self.settings.max_deliveries:
             await self._dead_letter(entry, exc.message, reason="rejected")
-        return []
+        return Stored()
 
-    async def _finish(self, shard: int, stored: list[Decoded]) -> None:
+    async def _finish(self, shard: int, stored: Stored) -> None:
         """Run the hook and acknowledge; retried while Redis is down (the rows are committed)."""
-        devices = {record.device_id for decoded in stored for record in decoded.records}
         backoff = Backoff(self.backoff_limit)
         while True:
             try:
-                await self.on_stored(devices)
-                await self.consumer.acknowledge(shard, [decoded.entry for decoded in stored])
+                await self.on_stored(stored.devices)
+                await self.consumer.acknowledge(shard, stored.entries)
                 return
             except StoreUnavailable:
                 # Given up only on stop: redelivered, the entries add no rows.
