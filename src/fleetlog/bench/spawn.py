@@ -34,6 +34,9 @@ StackKind = Literal["embedded", "redis-postgres", "bare"]
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 DATABASE = "fleetlog"
+# The test suite's clusters skip fsync for speed; a benchmark measures a store that keeps
+# what it committed through a crash, as the worker's acknowledgements assume.
+DURABLE_POSTGRES = {"fsync": "on", "full_page_writes": "on"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,7 +189,9 @@ class StackBuilder:
 
     def redis_postgres(self) -> Target:
         redis_server = self.stack.enter_context(RedisServer(temp_prefix="fleetlog-bench-"))
-        postgres = self.stack.enter_context(PostgresServer(temp_prefix="fleetlog-bench-"))
+        postgres = self.stack.enter_context(
+            PostgresServer(DURABLE_POSTGRES, temp_prefix="fleetlog-bench-")
+        )
         postgres.create_database(DATABASE)
         database_url = postgres.dsn(DATABASE)
         port = free_port()
