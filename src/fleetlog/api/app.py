@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from fleetlog import __version__
 from fleetlog.api.errors import add_exception_handlers, documented
+from fleetlog.api.fastpath import FastPath
 from fleetlog.api.limits import RequestLimits
 from fleetlog.api.middleware import MetricsMiddleware
 from fleetlog.api.openapi import install_openapi
@@ -38,6 +39,11 @@ def create_app(settings: Settings) -> FastAPI:
         ),
     )
     add_exception_handlers(app)
+    if not settings.otel_tracing:
+        # Added first, so innermost: the limits and metrics below wrap it as they wrap every
+        # route. Traces learn a request's route from FastAPI's router, so with tracing on
+        # the router serves ingest too.
+        app.add_middleware(FastPath, routes=ingest.router.routes)
     app.add_middleware(
         RequestLimits,
         max_url_bytes=settings.max_url_bytes,

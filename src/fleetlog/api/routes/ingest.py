@@ -1,31 +1,20 @@
 """The reference's ingest routes: one log, or a batch of 1..1000 logs.
 
-They take only the request and reach the services and the gatekeeper through it, and their
-route class calls them directly: FastAPI's dependency and parameter resolution cost more per
-request than parsing and queueing five logs. Their security is declared to OpenAPI by hand.
+They take only the request and reach the services and the gatekeeper through it: FastAPI's
+dependency and parameter resolution cost more per request than parsing and queueing five logs.
+The app's FastPath calls them before routing (see api/fastpath.py); declared here, they are
+what OpenAPI describes, their security declared by hand.
 """
 
-from collections.abc import Callable, Coroutine
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
-from fastapi.routing import APIRoute
 
 from fleetlog.api.body import parse_json
 from fleetlog.api.deps import get_services
+from fleetlog.api.fastpath import DirectRoute
 from fleetlog.api.openapi import json_body
 from fleetlog.api.security import AUTH_RESPONSES, admit
 from fleetlog.auth.principals import Scope
 from fleetlog.records import LogBatchIn, LogIn, QueuedBatch, QueuedLog
-
-
-class DirectRoute(APIRoute):
-    """An APIRoute whose endpoint is `endpoint(request) -> Response`, called as it is."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
-        return endpoint
-
 
 router = APIRouter(tags=["ingest"], route_class=DirectRoute)
 
