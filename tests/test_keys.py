@@ -1,6 +1,6 @@
-"""The Redis key schema: one namespace, one hash tag per shard, a stable shard choice."""
+"""The Redis key schema: one namespace, one hash tag per shard."""
 
-from fleetlog.keys import Keys, shard_of
+from fleetlog.keys import Keys
 
 
 def test_shard_keys_share_one_hash_tag() -> None:
@@ -11,7 +11,3 @@ def test_shard_keys_share_one_hash_tag() -> None:
     assert keys.group == "fl-workers"
     assert keys.cache_version("cam-7") == "fl:{d:cam-7}:ver"
 
-
-def test_shard_of_is_stable_and_spreads_devices() -> None:
-    assert shard_of("cam-7", 4) == shard_of("cam-7", 4) == 1
-    assert {shard_of(f"device_{i:03}", 4) for i in range(100)} == {0, 1, 2, 3}

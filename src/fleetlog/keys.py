@@ -21,13 +21,7 @@ counters together stay valid on a Redis Cluster. With the default namespace `fle
 | group `fleetlog-workers`     | group   | the consumer group reading every shard's stream         |
 """
 
-import zlib
 from dataclasses import dataclass
-
-
-def shard_of(device_id: str, shards: int) -> int:
-    """The shard a device's logs go to: stable across processes and restarts."""
-    return zlib.crc32(device_id.encode()) % shards
 
 
 @dataclass(frozen=True, slots=True)

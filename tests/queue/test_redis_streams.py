@@ -7,7 +7,7 @@ import pytest
 from redis.asyncio import Redis
 
 from fleetlog.errors import Misconfigured, QueueFull, StoreUnavailable
-from fleetlog.keys import Keys, shard_of
+from fleetlog.keys import Keys
 from fleetlog.queue.redis_streams import (
     GROUP_BYTES,
     GROUP_ENTRIES,
@@ -17,7 +17,7 @@ from fleetlog.queue.redis_streams import (
 )
 from fleetlog.records import decode_records
 from fleetlog.redis_client import connect
-from tests.fixtures.pipeline import make_record
+from tests.fixtures.pipeline import make_record, shard_of_id
 from tests.fixtures.servers import RedisServer
 
 KEYS = Keys()
@@ -30,7 +30,7 @@ def make_queue(url: str, *, max_backlog: int = 1000, shards: int = 4) -> RedisSt
 
 
 class TestPut:
-    async def test_one_request_is_one_entry_on_its_first_device_shard(
+    async def test_one_request_is_one_entry_on_one_shard(
         self, queue: RedisStreamQueue, redis: Redis
     ) -> None:
         records = [make_record(device_id="cam-7", message=f"m{i}") for i in range(5)]
@@ -38,7 +38,7 @@ class TestPut:
 
         ids = await queue.put(records)
 
-        shard = shard_of("cam-7", 4)
+        shard = shard_of_id(ids[0])
         [(entry_id, fields)] = await redis.xrange(KEYS.stream(shard))
         assert fields[b"n"] == b"6"
         assert decode_records(fields[b"b"]) == records
@@ -46,16 +46,26 @@ class TestPut:
         assert await queue.backlog() == 6
 
     async def test_the_backlog_limit_refuses_without_writing(self, redis_url: str, redis: Redis):
-        queue = make_queue(redis_url, max_backlog=40, shards=4)  # 10 logs per shard
+        queue = make_queue(redis_url, max_backlog=20, shards=2)  # 10 logs per shard
         try:
-            await queue.put([make_record(device_id="cam-7")] * 8)
+            await queue.put([make_record(device_id="cam-7")] * 8)  # shard 0
+            await queue.put([make_record(device_id="cam-7")] * 8)  # shard 1
             with pytest.raises(QueueFull) as refused:
-                await queue.put([make_record(device_id="cam-7")] * 3)
-            await queue.put([make_record(device_id="cam-7")] * 2)
+                await queue.put([make_record(device_id="cam-7")] * 3)  # shard 0: 11 > 10
+            await queue.put([make_record(device_id="cam-7")] * 2)  # shard 1: 10
         finally:
             await queue.close()
         assert refused.value.headers == {"Retry-After": "2"}
-        assert await redis.xlen(KEYS.stream(shard_of("cam-7", 4))) == 2
+        assert [await redis.xlen(KEYS.stream(shard)) for shard in (0, 1)] == [1, 2]
+
+    async def test_requests_take_the_shards_in_turn_whatever_their_devices(
+        self, queue: RedisStreamQueue
+    ) -> None:
+        shards = [shard_of_id((await queue.put([make_record(device_id="cam-7")]))[0])]
+        for _ in range(7):
+            shards += [shard_of_id((await queue.put([make_record(device_id="cam-7")]))[0])]
+        assert sorted(shards[:4]) == [0, 1, 2, 3]
+        assert shards[4:] == shards[:4]
 
     async def test_redis_down_is_store_unavailable(self, fresh_redis: RedisServer) -> None:
         queue = make_queue(fresh_redis.url)
@@ -70,24 +80,29 @@ class TestPut:
 
 class TestGroupEnqueue:
     async def test_concurrent_requests_share_calls_of_the_script(
-        self, queue: RedisStreamQueue, redis: Redis
+        self, redis_url: str, redis: Redis
     ) -> None:
-        before = await script_calls(redis)
-        answers = await asyncio.gather(
-            *(queue.put([make_record(device_id="cam-7", message=f"m{i}")]) for i in range(40))
-        )
-        assert await script_calls(redis) - before <= 4
+        queue = make_queue(redis_url, shards=2)
+        try:
+            before = await script_calls(redis)
+            answers = await asyncio.gather(
+                *(queue.put([make_record(device_id="cam-7", message=f"m{i}")]) for i in range(40))
+            )
+            # Per shard: the first request's call, then one for all that waited meanwhile.
+            assert await script_calls(redis) - before <= 4
+        finally:
+            await queue.close()
         [ids] = zip(*answers, strict=True)
         assert len(set(ids)) == 40
-        entries = await redis.xrange(KEYS.stream(shard_of("cam-7", 4)))
-        assert [decode_records(fields[b"b"])[0].message for _, fields in entries] == [
-            f"m{i}" for i in range(40)
-        ]
+        for shard in (0, 1):
+            entries = await redis.xrange(KEYS.stream(shard))
+            messages = [decode_records(fields[b"b"])[0].message for _, fields in entries]
+            assert messages == [f"m{i}" for i in range(40) if shard_of_id(ids[i]) == shard]
 
     async def test_in_one_call_the_entries_past_the_limit_are_refused(
         self, redis_url: str, redis: Redis
     ) -> None:
-        queue = make_queue(redis_url, max_backlog=40, shards=4)  # 10 logs per shard
+        queue = make_queue(redis_url, max_backlog=10, shards=1)
         try:
             answers = await asyncio.gather(
                 *(queue.put([make_record(device_id="cam-7")] * 4) for _ in range(3)),
@@ -96,7 +111,7 @@ class TestGroupEnqueue:
         finally:
             await queue.close()
         assert [isinstance(answer, QueueFull) for answer in answers] == [False, False, True]
-        assert await redis.xlen(KEYS.stream(shard_of("cam-7", 4))) == 2
+        assert await redis.xlen(KEYS.stream(0)) == 2
 
 
 async def script_calls(redis: Redis) -> int:

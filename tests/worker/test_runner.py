@@ -7,7 +7,7 @@ from datetime import timedelta
 from redis.asyncio import Redis
 
 from fleetlog.config import Settings
-from fleetlog.keys import Keys, shard_of
+from fleetlog.keys import Keys
 from fleetlog.queue.consumer import StreamEntry
 from fleetlog.queue.redis_streams import RedisStreamQueue
 from fleetlog.records import encode_records
@@ -22,6 +22,7 @@ from tests.fixtures.pipeline import (
     pipeline_settings,
     running_worker,
     sample,
+    shard_of_id,
     wait_for,
 )
 from tests.fixtures.servers import PostgresServer
@@ -80,10 +81,9 @@ class TestStoring:
         seen: list[tuple[set[str], int]] = []
 
         async def on_stored(devices: set[str]) -> None:
-            shard = shard_of("cam-7", 4)
             seen.append((devices, await redis.xlen(KEYS.stream(shard))))
 
-        await queue.put([make_record(device_id="cam-7")])
+        shard = shard_of_id((await queue.put([make_record(device_id="cam-7")]))[0])
         async with running_worker(pipeline, on_stored=on_stored):
             await wait_for(lambda: drained(redis), what="the streams to drain")
         assert seen == [({"cam-7"}, 1)]
@@ -173,7 +173,7 @@ class TestPoison:
     async def test_an_undecodable_entry_goes_to_the_dead_letter_stream(
         self, pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis
     ) -> None:
-        shard = shard_of("cam-7", 4)
+        shard = 2
         ids = await queue.put([make_record(device_id="cam-7")] * 2)
         bad_id = await redis.xadd(KEYS.stream(shard), {"n": "0", "b": b"\x80not a batch"})
         ids += await queue.put([make_record(device_id="cam-7")] * 2)
@@ -193,7 +193,7 @@ class TestPoison:
     async def test_a_refused_entry_is_isolated_then_dead_lettered_after_max_deliveries(
         self, pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis
     ) -> None:
-        shard = shard_of("cam-7", 4)
+        shard = 2
         ids = await queue.put([make_record(device_id="cam-7")] * 3)
         # Past the API's validation, PostgreSQL refuses NUL in text.
         poison = [make_record(device_id="cam-7"), make_record(device_id="cam-7", message="\x00")]

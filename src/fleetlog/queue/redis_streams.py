@@ -1,5 +1,9 @@
 """RedisStreamQueue: accepted logs go onto sharded Redis Streams, one entry per request.
 
+Requests take the shards in turn, whatever devices they carry: a sender of big mixed batches
+(a collector forwarding a whole fleet) spreads over every shard, its consumer loop and its
+share of the backlog limit, as a fleet of single devices does.
+
 For each request a script checks the shard's backlog counter, XADDs the whole batch in the wire
 format of `records.encode_records`, and adds its logs to the counter — all or nothing. Requests
 that arrive together travel together: while one call of the script is in flight for a shard,
@@ -10,6 +14,7 @@ The stream is never trimmed: entries leave it only once the worker stored them (
 """
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +24,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from fleetlog.errors import Misconfigured, QueueFull, StoreUnavailable
-from fleetlog.keys import Keys, shard_of
+from fleetlog.keys import Keys
 from fleetlog.metrics import STREAM_BACKLOG
 from fleetlog.records import MAX_BATCH, LogRecord, encode_records
 
@@ -129,6 +134,7 @@ class RedisStreamQueue:
                 self.shard_limit,
             )
         self.retry_after = retry_after
+        self._turns = itertools.cycle(range(shards))
         self._enqueue = client.register_script(ENQUEUE)
         self._waiting: list[list[Pending]] = [[] for _ in range(shards)]
         self._senders: dict[int, asyncio.Task[None]] = {}
@@ -138,7 +144,7 @@ class RedisStreamQueue:
             await check_config(self.client)
 
     async def put(self, records: Sequence[LogRecord]) -> list[str]:
-        shard = shard_of(records[0].device_id, self.shards)
+        shard = next(self._turns)
         pending = Pending(len(records), encode_records(records))
         self._waiting[shard].append(pending)
         if shard not in self._senders:
