@@ -7,7 +7,7 @@ from redis.exceptions import RedisError
 
 from fleetlog.keys import Keys
 from fleetlog.metrics import RATE_LIMIT_ERRORS
-from fleetlog.ratelimit import Decision, Limit
+from fleetlog.ratelimit import MICROS, Decision, Limit
 from fleetlog.redis_client import connect
 
 log = logging.getLogger(__name__)
@@ -17,6 +17,7 @@ LIMIT_TIMEOUT_S = 0.5
 
 # KEYS[1] the subject's TAT (microseconds, Redis TIME); ARGV interval_us, burst.
 # Answers {allowed, remaining, retry_after_us, reset_after_us}: integers survive Lua -> Redis.
+# The step is `decide`'s, line for line; Lua's doubles hold these integers exactly (below 2**53).
 GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -46,15 +47,14 @@ class RedisRateLimiter:
         self._warned_at = 0.0
 
     async def hit(self, subject: str, limit: Limit) -> Decision:
-        interval_us = max(1, round(limit.interval * 1_000_000))
         try:
             allowed, remaining, retry_us, reset_us = await self.script(
-                keys=[self.keys.rate_limit(subject)], args=[interval_us, limit.burst]
+                keys=[self.keys.rate_limit(subject)], args=[limit.interval_us, limit.burst]
             )
         except RedisError as exc:
             self._warn(exc)
             return Decision(True, limit.burst, 0.0, 0.0)
-        return Decision(bool(allowed), int(remaining), retry_us / 1e6, reset_us / 1e6)
+        return Decision(bool(allowed), int(remaining), retry_us / MICROS, reset_us / MICROS)
 
     def _warn(self, exc: RedisError) -> None:
         RATE_LIMIT_ERRORS.inc()
