@@ -10,4 +10,3 @@ def test_shard_keys_share_one_hash_tag() -> None:
     assert keys.dead(2) == "fl:{s2}:dead"
     assert keys.group == "fl-workers"
     assert keys.cache_version("cam-7") == "fl:{d:cam-7}:ver"
-
