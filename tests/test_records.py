@@ -1,12 +1,15 @@
 """The one wire format between the API and the worker."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
+from pydantic_core import PydanticCustomError
 
 from fleetlog.records import (
     UndecodableRecords,
+    check_log_data,
     check_wire_header,
     decode_records,
     encode_records,
@@ -64,3 +67,49 @@ class TestWireFormat:
     def test_the_header_check_refuses_what_no_encoder_wrote(self, payload: bytes) -> None:
         with pytest.raises(UndecodableRecords, match="does not begin with"):
             check_wire_header(payload)
+
+
+def nest(depth: int, innermost: object) -> object:
+    """`depth` containers, alternating dict and list, around `innermost`."""
+    value = innermost
+    for level in range(depth):
+        value = {"k": value} if level % 2 else [value]
+    return value
+
+
+class TestLogDataRules:
+    def test_sixteen_levels_are_accepted_seventeen_refused(self) -> None:
+        # The outer object is level 1; `nest(14, x)` puts x at level 16.
+        assert check_log_data({"a": nest(14, 1)})
+        assert check_log_data({"a": nest(14, {})})
+        for too_deep in ({"a": nest(15, 1)}, {"a": nest(15, {})}, {"a": nest(14, [0])}):
+            with pytest.raises(PydanticCustomError, match="deeper than 16"):
+                check_log_data(too_deep)
+
+    @pytest.mark.parametrize(
+        ("log_data", "rule"),
+        [
+            ({"a": [{"b": [1, "x\x00"]}]}, "no_nul"),
+            ({"a": [{"b\x00": 1}]}, "no_nul"),
+            ({"a": [[2**63]]}, "int64_range"),
+            ({"a": [[-(2**63) - 1]]}, "int64_range"),
+            ({"a": {"b": float("inf")}}, "finite_number"),
+            ({f"k{i}": {"x": i} for i in range(501)}, "max_keys"),
+        ],
+    )
+    def test_rules_hold_at_any_depth(self, log_data: dict[str, Any], rule: str) -> None:
+        with pytest.raises(PydanticCustomError) as refused:
+            check_log_data(log_data)
+        assert refused.value.type == rule
+
+    def test_subclasses_of_json_types_follow_the_same_rules(self) -> None:
+        class Big(int):
+            pass
+
+        class Text(str):
+            pass
+
+        assert check_log_data({"a": Big(5), "b": Text("ok"), "c": True, "d": None})
+        for bad in ({"a": Big(2**64)}, {"a": [Text("x\x00")]}):
+            with pytest.raises(PydanticCustomError):
+                check_log_data(bad)
