@@ -1,6 +1,9 @@
+import gc
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.fixtures.app import running_app
 from tests.fixtures.records import make_batch, make_log
 
 
@@ -103,3 +106,9 @@ class TestServiceInfo:
     async def test_docs_and_redoc_are_served(self, client):
         assert (await client.get("/docs")).status_code == 200
         assert (await client.get("/redoc")).status_code == 200
+
+
+async def test_startup_hides_the_app_from_the_garbage_collector(settings):
+    gc.unfreeze()
+    async with running_app(settings):
+        assert gc.get_freeze_count() > 10_000

