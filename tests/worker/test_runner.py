@@ -160,13 +160,19 @@ class TestRedelivery:
         await writer.write([packed(entry) for entry in entries])
         assert await table.count() == 200
         duplicates_before = sample("fleetlog_logs_duplicate_total")
+        retired: set[str] = set()
 
-        async with running_worker(pipeline):
+        async def on_stored(devices: set[str]) -> None:
+            retired.update(devices)
+
+        async with running_worker(pipeline, on_stored=on_stored):
             await wait_for(lambda: drained(redis), what="the redelivered entries to be acked")
 
         await assert_stored_once(table, ids)
         assert await table.count() == 200
         assert sample("fleetlog_logs_duplicate_total") - duplicates_before == 200
+        # The dead worker never retired its devices' cached answers: the redelivery does.
+        assert retired == {f"device_{i:03}" for i in range(23)}
 
 
 class TestPoison:

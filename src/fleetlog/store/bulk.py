@@ -43,12 +43,11 @@ EPOCH_US = (
     " + ({us} % 1000000) * interval '1 microsecond'"
 )
 COLUMNS = "device_id, log_level, message, log_data, created_at, received_at, ingest_key"
-# The staged entries' records as rows of `logs`; how many were new, and every device the batch
-# names (a redelivered batch still retires its devices' cached answers: the worker that
-# committed it may have died before it could).
+# The staged entries' records as rows of `logs`; how many were new, and their devices.
 EXPAND_STAGED = f"""
-WITH records AS MATERIALIZED (
-    SELECT r->>0 AS device_id, r->>1, r->>2, r->3,
+WITH new AS (
+    INSERT INTO logs ({COLUMNS})
+    SELECT r->>0, r->>1, r->>2, r->3,
            CASE WHEN well_formed THEN {EPOCH_US.format(us="ts_us")} END,
            {EPOCH_US.format(us="received_us")},
            s.key || '-' || (e.pos - 1)
@@ -62,11 +61,10 @@ WITH records AS MATERIALIZED (
                AND jsonb_typeof(r->2) = 'string'
                AND jsonb_typeof(r->3) = 'object' AS well_formed
     ) AS f
-),
-new AS (
-    INSERT INTO logs ({COLUMNS}) SELECT * FROM records ON CONFLICT DO NOTHING RETURNING 1
+    ON CONFLICT DO NOTHING
+    RETURNING device_id
 )
-SELECT (SELECT count(*) FROM new) AS rows, array(SELECT DISTINCT device_id FROM records)
+SELECT count(*), coalesce(array_agg(DISTINCT device_id), '{{}}') FROM new
 """
 # Errors caused by the rows themselves; anything else means the store is not usable now.
 ROW_ERRORS = (
@@ -89,7 +87,7 @@ class Packed(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """What a batch added: how many rows were new, and the devices its logs belong to."""
+    """What a batch added: how many rows were new, and the devices those rows belong to."""
 
     rows: int
     devices: set[str]

@@ -67,6 +67,15 @@ def packed(entry: StreamEntry) -> Packed:
     return Packed(f"{entry.shard}-{entry.id}", entry.payload)
 
 
+def devices_of(entries: Sequence[StreamEntry]) -> set[str]:
+    """Every device the entries name (decoded here: only for the rare redelivered batch)."""
+    devices: set[str] = set()
+    for entry in entries:
+        with contextlib.suppress(UndecodableRecords):
+            devices.update(record.device_id for record in decode_records(entry.payload))
+    return devices
+
+
 class Backoff:
     """Delays doubling from FIRST_BACKOFF_S up to `limit` seconds; `reset` after a success."""
 
@@ -208,8 +217,13 @@ class Worker:
             except RejectedBatch as exc:
                 return await self._split(batch, exc)
             LOGS_STORED.inc(written.rows)
-            LOGS_DUPLICATE.inc(sum(entry.logs for entry in batch) - written.rows)
-            return Stored(batch, written.devices)
+            duplicates = sum(entry.logs for entry in batch) - written.rows
+            if not duplicates:
+                return Stored(batch, written.devices)
+            # Redelivered: the worker that stored these rows may have died before it retired
+            # their devices' cached answers.
+            LOGS_DUPLICATE.inc(duplicates)
+            return Stored(batch, written.devices | devices_of(batch))
 
     async def _hold(self, batch: list[StreamEntry]) -> None:
         """Keep the batch ours while PostgreSQL is down (a failed hold is retried next pause)."""
