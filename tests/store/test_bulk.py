@@ -1,7 +1,9 @@
 """BulkWriter on a real PostgreSQL: COPY batches exactly once, refuse bad rows, keep partitions."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+import asyncpg  # type: ignore[import-untyped]
 import orjson
 import pytest
 
@@ -17,20 +19,25 @@ from tests.fixtures.servers import PostgresServer
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
+def entry(key: str, payload: bytes) -> Packed:
+    """The entry `<shard>-<ms>-<seq>` with this payload."""
+    shard, ms, seq = key.split("-")
+    return Packed(int(shard), int(ms), int(seq), payload)
+
+
 def packed(n: int, *, key: str = "0-1-0", **overrides: object) -> Packed:
     """One stream entry of `n` logs, as the worker hands it over."""
-    return Packed(
-        key, encode_records([make_record(message=f"log {i}", **overrides) for i in range(n)])
-    )
+    records = [make_record(message=f"log {i}", **overrides) for i in range(n)]
+    return entry(key, encode_records(records))
 
 
 def written(*records: LogRecord, key: str = "0-1-0") -> list[Packed]:
-    return [Packed(key, encode_records(records))]
+    return [entry(key, encode_records(records))]
 
 
 def wire(*rows: list[object]) -> Packed:
     """An entry written by hand in the wire format, whatever its records hold."""
-    return Packed("0-9-0", orjson.dumps([1, list(rows)]))
+    return entry("0-9-0", orjson.dumps([1, list(rows)]))
 
 
 GOOD_ROW = ["cam-7", "INFO", "ok", {}, 0, 0]
@@ -48,6 +55,40 @@ class TestWrite:
         keys = await table.fetchval("SELECT array_agg(ingest_key ORDER BY id) FROM logs")
         assert keys[:2] == ["0-1-0-0", "0-1-0-1"]
         assert keys[-1] == "0-2-0-4"
+
+    async def test_an_entry_stored_by_a_concurrent_transaction_is_skipped_once_it_commits(
+        self, writer: BulkWriter, table: Table
+    ) -> None:
+        conn = await asyncpg.connect(table.database_url)
+        try:
+            other = conn.transaction()
+            await other.start()
+            await conn.execute("INSERT INTO stored_entries VALUES (0, 1, 0)")
+            # Waits on the other transaction's ledger row, then finds the entry stored.
+            batch = [packed(3, key="0-1-0"), packed(2, key="0-1-1")]
+            write = asyncio.create_task(writer.write(batch))
+            await wait_for_lock_wait(table)
+            assert not write.done()
+            await other.commit()
+            assert (await write).rows == 2
+        finally:
+            await conn.close()
+        assert await table.count() == 2
+
+    async def test_an_entry_whose_concurrent_transaction_rolls_back_is_stored(
+        self, writer: BulkWriter, table: Table
+    ) -> None:
+        conn = await asyncpg.connect(table.database_url)
+        try:
+            other = conn.transaction()
+            await other.start()
+            await conn.execute("INSERT INTO stored_entries VALUES (0, 1, 0)")
+            write = asyncio.create_task(writer.write([packed(3, key="0-1-0")]))
+            await wait_for_lock_wait(table)
+            await other.rollback()
+            assert (await write).rows == 3
+        finally:
+            await conn.close()
 
     async def test_the_devices_of_the_new_rows_are_named(self, writer: BulkWriter) -> None:
         batch = [packed(2, key="0-1-0", device_id="cam-7"), packed(1, key="0-1-1", device_id="x")]
@@ -131,6 +172,28 @@ class TestWrite:
             await writer.close()
 
 
+class TestLedger:
+    async def test_forgotten_entries_are_stored_again_if_delivered(
+        self, writer: BulkWriter, table: Table
+    ) -> None:
+        batch = [packed(1, key="1-5-0"), packed(1, key="1-5-1"), packed(1, key="1-6-0")]
+        await writer.write([*batch, packed(1, key="2-1-0")])
+        assert await writer.forget(1, (5, 1)) == 1
+        assert await writer.forget(1, (5, 1)) == 0
+        assert (await writer.write(batch)).rows == 1
+        assert await table.fetchval("SELECT count(*) FROM stored_entries") == 4
+
+
+async def wait_for_lock_wait(table: Table) -> None:
+    """Until some session waits on a lock (a transaction's uncommitted ledger row)."""
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    for _ in range(500):
+        if await table.fetchval(waiting):
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail("no session waited on a lock")
+
+
 class TestPartitions:
     async def test_days_ahead_get_partitions_and_far_off_clocks_the_default(
         self, writer: BulkWriter, table: Table
@@ -175,8 +238,9 @@ class TestPartitions:
         assert await table.count() == 2
 
 
-async def test_the_migration_builds_a_partitioned_table_keyed_by_ingest_key(table: Table):
+async def test_the_migrations_build_a_partitioned_table_and_a_ledger_of_entries(table: Table):
     assert await table.fetchval("SELECT relkind::text FROM pg_class WHERE relname = 'logs'") == "p"
-    unique = "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_logs_ingest_key'"
-    assert "UNIQUE" in await table.fetchval(unique)
-    assert "(ingest_key, created_at)" in await table.fetchval(unique)
+    unique = "SELECT count(*) FROM pg_indexes WHERE tablename = 'logs' AND indexdef LIKE '%UNIQUE%'"
+    assert await table.fetchval(unique) == 0
+    ledger_key = "SELECT indexdef FROM pg_indexes WHERE tablename = 'stored_entries'"
+    assert "(shard, entry_ms, entry_seq)" in await table.fetchval(ledger_key)

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 from datetime import timedelta
 
+import pytest
 from redis.asyncio import Redis
 
 from fleetlog.config import Settings
@@ -12,6 +13,7 @@ from fleetlog.queue.consumer import StreamEntry
 from fleetlog.queue.redis_streams import RedisStreamQueue
 from fleetlog.records import encode_records
 from fleetlog.store.bulk import BulkWriter
+from fleetlog.worker import runner
 from fleetlog.worker.runner import packed
 from tests.fixtures.pipeline import (
     Table,
@@ -173,6 +175,37 @@ class TestRedelivery:
         assert sample("fleetlog_logs_duplicate_total") - duplicates_before == 200
         # The dead worker never retired its devices' cached answers: the redelivery does.
         assert retired == {f"device_{i:03}" for i in range(23)}
+
+
+class TestLedger:
+    async def test_entries_gone_from_the_stream_are_forgotten(
+        self,
+        pipeline: Settings,
+        queue: RedisStreamQueue,
+        table: Table,
+        redis: Redis,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setattr(runner, "LEDGER_KEEP", timedelta(0))
+        ids = await put_many(queue, 12)
+
+        async def ledger_empty() -> bool:
+            return await table.fetchval("SELECT count(*) FROM stored_entries") == 0
+
+        async with running_worker(pipeline):
+            await wait_for(lambda: drained(redis), what="the streams to drain")
+            await wait_for(ledger_empty, what="the ledger to forget the acknowledged entries")
+        await assert_stored_once(table, ids)
+
+    async def test_entries_are_remembered_for_ledger_keep(
+        self, pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis
+    ) -> None:
+        await put_many(queue, 12)
+        async with running_worker(pipeline) as worker:
+            await wait_for(lambda: drained(redis), what="the streams to drain")
+            for shard in range(pipeline.stream_shards):
+                await worker.reclaim(shard)
+        assert await table.fetchval("SELECT count(*) FROM stored_entries") == 12
 
 
 class TestPoison:

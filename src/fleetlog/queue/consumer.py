@@ -141,16 +141,22 @@ class StreamConsumer:
             for entry_id, fields in claimed
         ]
 
-    async def hold(self, entries: Sequence[StreamEntry]) -> None:
+    async def hold(self, entries: Sequence[StreamEntry]) -> list[StreamEntry]:
         """Reset the idle time of entries this consumer still works on, without counting a
         delivery (XCLAIM JUSTID): other workers must not reclaim a batch held through an outage.
+
+        Returns the entries still pending, in order: one another worker stored and acknowledged
+        meanwhile is gone from the group, and must not be stored again.
         """
+        held: set[str] = set()
         for shard in {entry.shard for entry in entries}:
             ids: list[Any] = [entry.id for entry in entries if entry.shard == shard]
             with translated("hold pending entries"):
-                await self.client.xclaim(
+                claimed: Any = await self.client.xclaim(
                     self.keys.stream(shard), self.keys.group, self.name, 0, ids, justid=True
                 )
+            held.update(f"{shard}:{entry_id.decode()}" for entry_id in claimed)
+        return [entry for entry in entries if f"{entry.shard}:{entry.id}" in held]
 
     async def acknowledge(self, shard: int, entries: Sequence[StreamEntry]) -> int:
         """Acknowledge and delete stored entries in one round trip; returns the logs freed."""
@@ -189,6 +195,20 @@ class StreamConsumer:
                 pipe.xpending(self.keys.stream(shard), self.keys.group)
                 backlog, pending = await pipe.execute()
         return int(backlog or 0), int(pending["pending"])
+
+    async def first_deliverable(self, shard: int) -> tuple[int, int]:
+        """The id (ms, seq) below which no entry of the shard can be delivered again: its first
+        entry's, or past the last one's when the stream is empty (ids only ever grow)."""
+        stream = self.keys.stream(shard)
+        with translated("read the stream's first entry"):
+            first: Any = await self.client.xrange(stream, count=1)
+            if not first:
+                info: Any = await self.client.xinfo_stream(stream)
+        if first:
+            ms, seq = first[0][0].split(b"-")
+            return int(ms), int(seq)
+        ms, seq = info["last-generated-id"].split(b"-")
+        return int(ms), int(seq) + 1
 
     async def bump_cache_versions(self, device_ids: Iterable[str]) -> None:
         """INCR each device's cache version key: answers cached before are stale now."""

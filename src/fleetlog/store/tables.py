@@ -29,8 +29,9 @@ logs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     # "<shard>-<stream entry id>-<position>" in Redis mode (the message id the client got),
-    # NULL in embedded mode. On PostgreSQL the table is partitioned by day on created_at and
-    # (ingest_key, created_at) is its unique key: see migration 0001.
+    # NULL in embedded mode. On PostgreSQL the table is partitioned by day on created_at
+    # (migration 0001); each stream entry is stored once by the `stored_entries` ledger
+    # (migration 0003), so `ingest_key` is not indexed.
     Column("ingest_key", Text().with_variant(Text(collation="C"), "postgresql")),
     Index("ix_logs_device_created", "device_id", "created_at"),
     Index("ix_logs_level_created", "log_level", "created_at"),

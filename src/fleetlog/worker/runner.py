@@ -50,6 +50,7 @@ OnStored = Callable[[set[str]], Awaitable[None]]
 POLL = timedelta(seconds=1)
 MAINTENANCE_EVERY_S = 3600.0
 FIRST_BACKOFF_S = 0.05
+LEDGER_KEEP = timedelta(hours=1)
 
 
 @dataclass(slots=True)
@@ -64,7 +65,8 @@ class Stored:
 
 
 def packed(entry: StreamEntry) -> Packed:
-    return Packed(f"{entry.shard}-{entry.id}", entry.payload)
+    ms, seq = entry.id.split("-")
+    return Packed(entry.shard, int(ms), int(seq), entry.payload)
 
 
 def devices_of(entries: Sequence[StreamEntry]) -> set[str]:
@@ -159,7 +161,8 @@ class Worker:
                 await self._pause(backoff.next())
 
     async def reclaim(self, shard: int) -> None:
-        """Process entries pending too long (their worker died, or their batch was refused)."""
+        """Process entries pending too long (their worker died, or their batch was refused);
+        then let the store's ledger forget the entries that left the stream."""
         entries = await self.consumer.reclaim(
             shard, min_idle_ms=self.claim_idle_ms, count=self.settings.worker_read_count
         )
@@ -169,6 +172,13 @@ class Worker:
         backlog, pending = await self.consumer.status(shard)
         STREAM_BACKLOG.labels(str(shard)).set(backlog)
         STREAM_PENDING.labels(str(shard)).set(pending)
+        first = await self.consumer.first_deliverable(shard)
+        # Also kept for LEDGER_KEEP: a worker may still be inside a commit of an entry that
+        # another worker stored and acknowledged (see _store, which drops such entries
+        # before each retry); no single commit lasts that long.
+        keep_from = int((time.time() - LEDGER_KEEP.total_seconds()) * 1000)
+        with contextlib.suppress(StoreUnavailable):  # PostgreSQL down: forgotten next round
+            await self.writer.forget(shard, min(first, (keep_from, 0)))
 
     async def process(self, shard: int, entries: Sequence[StreamEntry]) -> None:
         """Store one batch of entries and acknowledge what was stored."""
@@ -210,8 +220,8 @@ class Worker:
                 written = await self.writer.write([packed(entry) for entry in batch])
             except StoreUnavailable:
                 WORKER_RETRIES.labels("postgres").inc()
-                await self._hold(batch)
-                if not await self._pause(backoff.next()):
+                batch = await self._hold(batch)
+                if not batch or not await self._pause(backoff.next()):
                     return Stored()
                 continue
             except RejectedBatch as exc:
@@ -225,10 +235,13 @@ class Worker:
             LOGS_DUPLICATE.inc(duplicates)
             return Stored(batch, written.devices | devices_of(batch))
 
-    async def _hold(self, batch: list[StreamEntry]) -> None:
-        """Keep the batch ours while PostgreSQL is down (a failed hold is retried next pause)."""
-        with contextlib.suppress(StoreUnavailable):
-            await self.consumer.hold(batch)
+    async def _hold(self, batch: list[StreamEntry]) -> list[StreamEntry]:
+        """Keep the batch ours while PostgreSQL is down; returns what is still ours to store
+        (a failed hold keeps it all, and is retried next pause)."""
+        try:
+            return await self.consumer.hold(batch)
+        except StoreUnavailable:
+            return batch
 
     async def _split(self, batch: list[StreamEntry], exc: RejectedBatch) -> Stored:
         """Store the halves apart, down to the refused entry, which stays pending."""
