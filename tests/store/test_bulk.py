@@ -7,11 +7,13 @@ import asyncpg  # type: ignore[import-untyped]
 import orjson
 import pytest
 
+from fleetlog.config import Settings
 from fleetlog.errors import RejectedBatch, StoreUnavailable
 from fleetlog.records import LogRecord, encode_records
 from fleetlog.store.bulk import BulkWriter, Packed
 from fleetlog.store.engine import create_store_engine
 from fleetlog.store.logs import LogStore
+from fleetlog.store.migrate import migrate
 from fleetlog.store.partitions import partition_name
 from tests.fixtures.pipeline import Table, make_record
 from tests.fixtures.servers import PostgresServer
@@ -21,8 +23,8 @@ NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 def entry(key: str, payload: bytes) -> Packed:
     """The entry `<shard>-<ms>-<seq>` with this payload."""
-    shard, ms, seq = key.split("-")
-    return Packed(int(shard), int(ms), int(seq), payload)
+    shard, entry_id = key.split("-", 1)
+    return Packed.of(int(shard), entry_id, payload)
 
 
 def packed(n: int, *, key: str = "0-1-0", **overrides: object) -> Packed:
@@ -41,6 +43,7 @@ def wire(*rows: list[object]) -> Packed:
 
 
 GOOD_ROW = ["cam-7", "INFO", "ok", {}, 0, 0]
+STORE_ENTRY = "INSERT INTO stored_entries VALUES ($1, $2, $3, $4)"
 
 
 class TestWrite:
@@ -63,9 +66,9 @@ class TestWrite:
         try:
             other = conn.transaction()
             await other.start()
-            await conn.execute("INSERT INTO stored_entries VALUES (0, 1, 0)")
-            # Waits on the other transaction's ledger row, then finds the entry stored.
             batch = [packed(3, key="0-1-0"), packed(2, key="0-1-1")]
+            await conn.execute(STORE_ENTRY, *batch[0][:4])
+            # Waits on the other transaction's ledger row, then finds the entry stored.
             write = asyncio.create_task(writer.write(batch))
             await wait_for_lock_wait(table)
             assert not write.done()
@@ -82,8 +85,9 @@ class TestWrite:
         try:
             other = conn.transaction()
             await other.start()
-            await conn.execute("INSERT INTO stored_entries VALUES (0, 1, 0)")
-            write = asyncio.create_task(writer.write([packed(3, key="0-1-0")]))
+            batch = [packed(3, key="0-1-0")]
+            await conn.execute(STORE_ENTRY, *batch[0][:4])
+            write = asyncio.create_task(writer.write(batch))
             await wait_for_lock_wait(table)
             await other.rollback()
             assert (await write).rows == 3
@@ -120,6 +124,8 @@ class TestWrite:
             [7, "INFO", "ok", {}, 0, 0],
             ["cam-7", "INFO", "ok", {}, 1.5, 0],
             ["cam-7", "INFO", "ok", {}, "soon", 0],
+            ["cam-7", "INFO", "ok", {}, "1764064800000000", 0],
+            ["cam-7", "INFO", "ok", {}, 0, "1764064800000000"],
             ["cam-7", "INFO", "ok", {}, 0],
             ["cam-7", "INFO", "ok", {}, 0, 0, "extra"],
         ],
@@ -178,10 +184,28 @@ class TestLedger:
     ) -> None:
         batch = [packed(1, key="1-5-0"), packed(1, key="1-5-1"), packed(1, key="1-6-0")]
         await writer.write([*batch, packed(1, key="2-1-0")])
-        assert await writer.forget(1, (5, 1)) == 1
-        assert await writer.forget(1, (5, 1)) == 0
+        assert await writer.forget(1, (5, 1), stored_before=timedelta(hours=1)) == 0
+        assert await writer.forget(1, (5, 1), stored_before=timedelta(0)) == 1
+        assert await writer.forget(1, (5, 1), stored_before=timedelta(0)) == 0
         assert (await writer.write(batch)).rows == 1
         assert await table.fetchval("SELECT count(*) FROM stored_entries") == 4
+
+    async def test_an_entry_id_given_again_to_another_payload_is_stored(
+        self, writer: BulkWriter, table: Table
+    ) -> None:
+        await writer.write([packed(2, key="0-1-0")])
+        assert (await writer.write([packed(3, key="0-1-0", device_id="other")])).rows == 3
+        assert await table.count() == 5
+
+    async def test_entries_stored_before_the_ledger_are_skipped_whatever_their_payload(
+        self, writer: BulkWriter, table: Table
+    ) -> None:
+        conn = await asyncpg.connect(table.database_url)
+        try:
+            await conn.execute("INSERT INTO stored_entries VALUES (0, 1, 0, -1)")
+        finally:
+            await conn.close()
+        assert (await writer.write([packed(2, key="0-1-0"), packed(1, key="0-1-1")])).rows == 1
 
 
 async def wait_for_lock_wait(table: Table) -> None:
@@ -216,11 +240,12 @@ class TestPartitions:
         self, writer: BulkWriter, table: Table
     ) -> None:
         future = NOW + timedelta(days=10)
-        await writer.write([packed(3, ts=future)])
+        batch = [packed(3, ts=future)]
+        await writer.write(batch)
         await writer.maintain(ahead=10, retention_days=None, today=NOW)
         where = "SELECT string_agg(DISTINCT tableoid::regclass::text, ',') FROM logs"
         assert await table.fetchval(where) == partition_name(future.date())
-        assert (await writer.write([packed(3, ts=future)])).rows == 0
+        assert (await writer.write(batch)).rows == 0
 
     async def test_retention_drops_whole_partitions(self, writer: BulkWriter, table: Table):
         old_day = NOW - timedelta(days=40)
@@ -243,4 +268,28 @@ async def test_the_migrations_build_a_partitioned_table_and_a_ledger_of_entries(
     unique = "SELECT count(*) FROM pg_indexes WHERE tablename = 'logs' AND indexdef LIKE '%UNIQUE%'"
     assert await table.fetchval(unique) == 0
     ledger_key = "SELECT indexdef FROM pg_indexes WHERE tablename = 'stored_entries'"
-    assert "(shard, entry_ms, entry_seq)" in await table.fetchval(ledger_key)
+    assert "(shard, entry_ms, entry_seq, digest)" in await table.fetchval(ledger_key)
+
+
+async def test_migration_0003_fills_the_ledger_with_the_last_week_of_entries(database_url: str):
+    settings = Settings(_env_file=None, database_url=database_url, redis_url="redis://unused")
+    engine = create_store_engine(settings)
+    try:
+        await migrate(engine, "0002")
+        conn = await asyncpg.connect(database_url)
+        try:
+            insert = (
+                "INSERT INTO logs (device_id, log_level, message, log_data, created_at, "
+                "received_at, ingest_key) VALUES ('d', 'INFO', 'm', '{}', now(), $1, $2)"
+            )
+            await conn.execute(insert, datetime.now(UTC), "2-1764064800000-3-0")
+            await conn.execute(insert, datetime.now(UTC), "2-1764064800000-3-1")
+            await conn.execute(insert, datetime.now(UTC) - timedelta(days=8), "1-5-0-0")
+        finally:
+            await conn.close()
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+    table = Table(database_url)
+    ledger = "SELECT array_agg(ARRAY[shard, entry_ms, entry_seq, digest]) FROM stored_entries"
+    assert await table.fetchval(ledger) == [[2, 1764064800000, 3, -1]]

@@ -199,13 +199,10 @@ class StreamConsumer:
     async def first_deliverable(self, shard: int) -> tuple[int, int]:
         """The id (ms, seq) below which no entry of the shard can be delivered again: its first
         entry's, or past the last one's when the stream is empty (ids only ever grow)."""
-        stream = self.keys.stream(shard)
         with translated("read the stream's first entry"):
-            first: Any = await self.client.xrange(stream, count=1)
-            if not first:
-                info: Any = await self.client.xinfo_stream(stream)
-        if first:
-            ms, seq = first[0][0].split(b"-")
+            info: Any = await self.client.xinfo_stream(self.keys.stream(shard))
+        if info["first-entry"]:
+            ms, seq = info["first-entry"][0].split(b"-")
             return int(ms), int(seq)
         ms, seq = info["last-generated-id"].split(b"-")
         return int(ms), int(seq) + 1

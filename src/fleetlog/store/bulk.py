@@ -18,9 +18,10 @@ not an integer) leaves `created_at` NULL or fails its cast, so PostgreSQL refuse
 
 import logging
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import asyncpg  # type: ignore[import-untyped]
@@ -38,9 +39,15 @@ COMMAND_TIMEOUT_S = 60.0
 STAGING = "logs_staging"
 CREATE_STAGING = (
     f"CREATE TEMP TABLE IF NOT EXISTS {STAGING} "
-    "(shard integer, entry_ms bigint, entry_seq bigint, payload jsonb) ON COMMIT DELETE ROWS"
+    "(shard integer, entry_ms bigint, entry_seq bigint, digest bigint, payload jsonb) "
+    "ON COMMIT DELETE ROWS"
 )
-ENTRY = "shard, entry_ms, entry_seq"
+ENTRY = "shard, entry_ms, entry_seq, digest"
+# Migration 0003 filled the ledger with the entries stored before it, digest unknown (-1).
+STORED_BEFORE_LEDGER = """
+    EXISTS (SELECT FROM stored_entries o WHERE o.digest = -1
+            AND (o.shard, o.entry_ms, o.entry_seq) = (s.shard, s.entry_ms, s.entry_seq))
+"""
 LEVEL_LIST = ", ".join(f"'{level}'" for level in sorted(LEVELS))
 # Epoch microseconds to timestamptz, exact over years 1..9999: whole seconds and the remaining
 # microseconds are added apart, as an interval times a float8 is exact only below 2**53.
@@ -53,14 +60,16 @@ COLUMNS = "device_id, log_level, message, log_data, created_at, received_at, ing
 # their devices.
 EXPAND_STAGED = f"""
 WITH fresh AS (
-    INSERT INTO stored_entries SELECT {ENTRY} FROM {STAGING} ON CONFLICT DO NOTHING
+    INSERT INTO stored_entries ({ENTRY})
+    SELECT {ENTRY} FROM {STAGING} s WHERE NOT {STORED_BEFORE_LEDGER}
+    ON CONFLICT DO NOTHING
     RETURNING {ENTRY}
 ),
 new AS (
     INSERT INTO logs ({COLUMNS})
     SELECT r->>0, r->>1, r->>2, r->3,
            CASE WHEN well_formed THEN {EPOCH_US.format(us="ts_us")} END,
-           {EPOCH_US.format(us="received_us")},
+           CASE WHEN well_formed THEN {EPOCH_US.format(us="received_us")} END,
            s.shard || '-' || s.entry_ms || '-' || s.entry_seq || '-' || (e.pos - 1)
     FROM {STAGING} s
     CROSS JOIN LATERAL jsonb_array_elements(s.payload->1) WITH ORDINALITY AS e(r, pos)
@@ -70,14 +79,25 @@ new AS (
                AND jsonb_typeof(r->0) = 'string'
                AND r->>1 IN ({LEVEL_LIST})
                AND jsonb_typeof(r->2) = 'string'
-               AND jsonb_typeof(r->3) = 'object' AS well_formed
+               AND jsonb_typeof(r->3) = 'object'
+               AND jsonb_typeof(r->4) = 'number'
+               AND jsonb_typeof(r->5) = 'number' AS well_formed
     ) AS f
-    WHERE ({ENTRY}) IN (SELECT {ENTRY} FROM fresh)
+    WHERE (s.shard, s.entry_ms, s.entry_seq, s.digest) IN (SELECT {ENTRY} FROM fresh)
     RETURNING device_id
 )
 SELECT count(*), coalesce(array_agg(DISTINCT device_id), '{{}}') FROM new
 """
-FORGET = "DELETE FROM stored_entries WHERE shard = $1 AND (entry_ms, entry_seq) < ($2, $3)"
+# At most FORGET_ROWS a call, so that a long history (the ledger filled by migration 0003)
+# goes in bounded steps.
+FORGET_ROWS = 100_000
+FORGET = f"""
+DELETE FROM stored_entries WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM stored_entries
+    WHERE shard = $1 AND (entry_ms, entry_seq) < ($2, $3) AND stored_at < now() - $4::interval
+    LIMIT {FORGET_ROWS}
+))
+"""
 # Errors caused by the rows themselves; anything else means the store is not usable now.
 ROW_ERRORS = (
     asyncpg.DataError,
@@ -88,7 +108,7 @@ DOWN_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutEr
 
 
 class Packed(NamedTuple):
-    """One stream entry as COPY sends it: its shard and id, and its wire-format payload.
+    """One stream entry as COPY sends it: its shard, id and payload digest, and its payload.
 
     The logs' ingest keys (the message ids their client got) are
     `<shard>-<entry_ms>-<entry_seq>-<position>`.
@@ -97,7 +117,13 @@ class Packed(NamedTuple):
     shard: int
     entry_ms: int
     entry_seq: int
+    digest: int
     payload: bytes
+
+    @classmethod
+    def of(cls, shard: int, entry_id: str, payload: bytes) -> "Packed":
+        ms, seq = entry_id.split("-")
+        return cls(shard, int(ms), int(seq), zlib.crc32(payload), payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +196,14 @@ class BulkWriter:
         STORE_COMMIT_ROWS.observe(rows)
         return Written(rows=rows, devices=set(devices))
 
-    async def forget(self, shard: int, below: tuple[int, int]) -> int:
-        """Drop the ledger rows of `shard`'s entries with ids below `below` (ms, seq): entries
-        gone from the stream, which can never be delivered again. Returns how many."""
+    async def forget(self, shard: int, below: tuple[int, int], *, stored_before: timedelta) -> int:
+        """Drop the ledger rows of `shard`'s entries with ids below `below` (ms, seq), entries
+        gone from the stream, once stored longer ago than `stored_before` by PostgreSQL's
+        clock (a worker may still be inside a commit of an entry another one stored).
+        Returns how many (at most FORGET_ROWS)."""
         try:
             async with self.pool.acquire() as conn:
-                status = await conn.execute(FORGET, shard, *below)
+                status = await conn.execute(FORGET, shard, *below, stored_before)
         except DOWN_ERRORS as exc:
             raise StoreUnavailable(
                 "PostgreSQL cannot prune the ledger", retry_after=RETRY_AFTER_S

@@ -65,8 +65,7 @@ class Stored:
 
 
 def packed(entry: StreamEntry) -> Packed:
-    ms, seq = entry.id.split("-")
-    return Packed(entry.shard, int(ms), int(seq), entry.payload)
+    return Packed.of(entry.shard, entry.id, entry.payload)
 
 
 def devices_of(entries: Sequence[StreamEntry]) -> set[str]:
@@ -173,18 +172,18 @@ class Worker:
         STREAM_BACKLOG.labels(str(shard)).set(backlog)
         STREAM_PENDING.labels(str(shard)).set(pending)
         first = await self.consumer.first_deliverable(shard)
-        # Also kept for LEDGER_KEEP: a worker may still be inside a commit of an entry that
-        # another worker stored and acknowledged (see _store, which drops such entries
-        # before each retry); no single commit lasts that long.
-        keep_from = int((time.time() - LEDGER_KEEP.total_seconds()) * 1000)
+        # Kept LEDGER_KEEP after storing: a worker may still be inside a commit of an entry
+        # another worker stored and acknowledged (before each retry, _store drops such
+        # entries); no single commit lasts that long.
         with contextlib.suppress(StoreUnavailable):  # PostgreSQL down: forgotten next round
-            await self.writer.forget(shard, min(first, (keep_from, 0)))
+            await self.writer.forget(shard, first, stored_before=LEDGER_KEEP)
 
     async def process(self, shard: int, entries: Sequence[StreamEntry]) -> None:
         """Store one batch of entries and acknowledge what was stored."""
         started = time.perf_counter()
         WORKER_BATCH_LOGS.observe(sum(entry.logs for entry in entries))
-        batch = [entry for entry in entries if await self._admit(entry)]
+        unique = {(entry.shard, entry.id): entry for entry in entries}.values()
+        batch = [entry for entry in unique if await self._admit(entry)]
         stored = await self._store(batch)
         if stored.entries:
             await self._finish(shard, stored)
@@ -220,8 +219,8 @@ class Worker:
                 written = await self.writer.write([packed(entry) for entry in batch])
             except StoreUnavailable:
                 WORKER_RETRIES.labels("postgres").inc()
-                batch = await self._hold(batch)
-                if not batch or not await self._pause(backoff.next()):
+                batch = await self._hold_through_pause(batch, backoff.next())
+                if not batch:
                     return Stored()
                 continue
             except RejectedBatch as exc:
@@ -235,13 +234,23 @@ class Worker:
             LOGS_DUPLICATE.inc(duplicates)
             return Stored(batch, written.devices | devices_of(batch))
 
-    async def _hold(self, batch: list[StreamEntry]) -> list[StreamEntry]:
-        """Keep the batch ours while PostgreSQL is down; returns what is still ours to store
-        (a failed hold keeps it all, and is retried next pause)."""
-        try:
-            return await self.consumer.hold(batch)
-        except StoreUnavailable:
-            return batch
+    async def _hold_through_pause(
+        self, batch: list[StreamEntry], seconds: float
+    ) -> list[StreamEntry]:
+        """Keep the batch ours through a pause while PostgreSQL is down (idle workers must not
+        reclaim it), then return what is still ours to store, asked of Redis right before the
+        retry: an entry another worker stored and acknowledged meanwhile is dropped. While
+        Redis cannot say, the pause goes on. Empty when stopping."""
+        with contextlib.suppress(StoreUnavailable):
+            batch = await self.consumer.hold(batch)
+        while batch:
+            if not await self._pause(seconds):
+                return []
+            try:
+                return await self.consumer.hold(batch)
+            except StoreUnavailable:
+                WORKER_RETRIES.labels("redis").inc()
+        return batch
 
     async def _split(self, batch: list[StreamEntry], exc: RejectedBatch) -> Stored:
         """Store the halves apart, down to the refused entry, which stays pending."""

@@ -4,12 +4,16 @@ PostgreSQL only (embedded SQLite has no stream). The worker stores a stream entr
 its row in `stored_entries` in one transaction, and skips entries the ledger holds already, so
 a redelivered entry adds nothing. Keeping one row per entry instead of a unique index entry
 per log takes ~30 % off the cost of storing a log (docs/benchmarks.md). `ingest_key` stays on
-every row, unindexed. A ledger row is needed only while its entry can still be delivered, that
-is while it is in its shard's stream: the worker forgets rows older than the stream's first
-entry (`BulkWriter.forget`).
+every row, unindexed. An entry is known by its shard, its stream id and a digest of its
+payload (were Redis ever to hand out an id again, after a failover to a replica whose clock is
+behind, the new entry would not be taken for the old one). A ledger row is needed only while its
+entry can still be delivered: the worker forgets rows of entries gone from their stream an
+hour after they were stored (`BulkWriter.forget`).
 
-The ledger starts with every entry whose logs are stored already, so that entries committed
-but not yet acknowledged when the upgrade runs are not stored twice.
+The ledger starts with the entries of the last week whose logs are stored already, so that
+entries committed but not yet acknowledged when the upgrade runs are not stored twice.
+Stop the workers of the previous version before upgrading: they rely on the unique index this
+migration drops. The table is locked against their inserts while the ledger is filled.
 
 Revision ID: 0003
 Revises: 0002
@@ -32,15 +36,20 @@ UPGRADE = (
         shard integer NOT NULL,
         entry_ms bigint NOT NULL,
         entry_seq bigint NOT NULL,
-        PRIMARY KEY (shard, entry_ms, entry_seq)
+        digest bigint NOT NULL,
+        stored_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (shard, entry_ms, entry_seq, digest)
     )
     """,
+    "LOCK TABLE logs IN SHARE MODE",
+    # The digest of an entry stored before is not known: -1 stands for "any payload".
     """
-    INSERT INTO stored_entries
+    INSERT INTO stored_entries (shard, entry_ms, entry_seq, digest)
     SELECT DISTINCT split_part(ingest_key, '-', 1)::integer,
            split_part(ingest_key, '-', 2)::bigint,
-           split_part(ingest_key, '-', 3)::bigint
-    FROM logs WHERE ingest_key IS NOT NULL
+           split_part(ingest_key, '-', 3)::bigint,
+           -1
+    FROM logs WHERE ingest_key IS NOT NULL AND received_at > now() - interval '7 days'
     """,
     "DROP INDEX ix_logs_ingest_key",
 )
