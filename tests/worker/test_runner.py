@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 from datetime import timedelta
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from redis.asyncio import Redis
 
@@ -306,5 +307,50 @@ async def test_a_long_postgres_outage_dead_letters_nothing(
         await wait_for(long_outage, what="a long outage")
         fresh_postgres.start()
         await wait_for(lambda: table.has(100), what="the logs stored after the outage")
+    assert dead_lettered(settings, "max_deliveries") == dead_before
+    await assert_stored_once(table, ids)
+
+
+async def most_deliveries(redis: Redis, settings: Settings) -> int:
+    counts = [0]
+    for shard in range(settings.stream_shards):
+        pending = await redis.xpending_range(
+            KEYS.stream(shard), KEYS.group, min="-", max="+", count=1000
+        )
+        counts += [entry["times_delivered"] for entry in pending]
+    return max(counts)
+
+
+async def test_a_postgres_hang_longer_than_claim_idle_dead_letters_nothing(
+    pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis
+) -> None:
+    """Statements that hang (a lock, not a refused connection) time out within half of
+    claim_idle, so the batch is held between attempts and no idle worker reclaims it."""
+    settings = pipeline.model_copy(update={"claim_idle": timedelta(seconds=0.6)})
+    dead_before = dead_lettered(settings, "max_deliveries")
+    retries_before = sample("fleetlog_worker_retries_total", reason="postgres")
+    blocker = await asyncpg.connect(table.database_url)
+    try:
+        hang = blocker.transaction()
+        await hang.start()
+        await blocker.execute("LOCK TABLE logs IN ACCESS EXCLUSIVE MODE")
+        ids = await put_many(queue, 20, tag="hang")
+        async with contextlib.AsyncExitStack() as workers:
+            for n in range(settings.max_deliveries + 2):
+                await workers.enter_async_context(running_worker(settings, name=f"w{n}"))
+
+            async def hung_long() -> bool:
+                # Each attempt waits for its timeout (0.3 s): 30 of them span many claim_idles.
+                return sample("fleetlog_worker_retries_total", reason="postgres") > (
+                    retries_before + 30
+                )
+
+            await wait_for(hung_long, what="attempts to time out on the lock", within=60.0)
+            # Held between attempts, no entry was reclaimed (each reclaim counts a delivery).
+            assert await most_deliveries(redis, settings) == 1
+            await hang.rollback()
+            await wait_for(lambda: table.has(100), what="the logs stored after the hang")
+    finally:
+        await blocker.close()
     assert dead_lettered(settings, "max_deliveries") == dead_before
     await assert_stored_once(table, ids)

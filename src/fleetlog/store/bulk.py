@@ -156,11 +156,16 @@ class BulkWriter:
     Args:
         dsn: a `postgresql://` URL.
         max_connections: most connections at once (one per batch in flight).
+        command_timeout: seconds a statement may take before it is cancelled and the store
+            counts as unavailable.
     """
 
-    def __init__(self, dsn: str, *, max_connections: int) -> None:
+    def __init__(
+        self, dsn: str, *, max_connections: int, command_timeout: float = COMMAND_TIMEOUT_S
+    ) -> None:
         self.dsn = dsn
         self.max_connections = max_connections
+        self.command_timeout = command_timeout
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
@@ -171,7 +176,7 @@ class BulkWriter:
             max_size=self.max_connections,
             init=prepare_connection,
             timeout=CONNECT_TIMEOUT_S,
-            command_timeout=COMMAND_TIMEOUT_S,
+            command_timeout=self.command_timeout,
         )
 
     @property
@@ -190,7 +195,7 @@ class BulkWriter:
         except ROW_ERRORS as exc:
             raise RejectedBatch(f"PostgreSQL refused the batch: {exc}") from exc
         except DOWN_ERRORS as exc:
-            log.warning("COPY of %d entries failed: %s", len(batch), exc)
+            log.warning("COPY of %d entries failed: %r", len(batch), exc)
             raise StoreUnavailable("PostgreSQL cannot commit", retry_after=RETRY_AFTER_S) from exc
         STORE_COMMIT_SECONDS.observe(time.perf_counter() - started)
         STORE_COMMIT_ROWS.observe(rows)

@@ -40,7 +40,7 @@ from fleetlog.queue.consumer import StreamConsumer, StreamEntry
 from fleetlog.queue.redis_streams import check_config, translated
 from fleetlog.records import UndecodableRecords, check_wire_header, decode_records
 from fleetlog.redis_client import connect
-from fleetlog.store.bulk import BulkWriter, Packed
+from fleetlog.store.bulk import COMMAND_TIMEOUT_S, BulkWriter, Packed
 from fleetlog.worker.batcher import Batcher
 
 log = logging.getLogger(__name__)
@@ -321,6 +321,19 @@ class Worker:
         return False
 
 
+def open_writer(settings: Settings) -> BulkWriter:
+    """The worker's writer. No statement outlasts half of `claim_idle`: between attempts the
+    batch is held (XCLAIM JUSTID), so while PostgreSQL hangs no idle worker reclaims it, each
+    time counting a delivery, until valid entries are dead-lettered."""
+    if settings.database_url is None:
+        raise Misconfigured("the worker needs FLEETLOG_DATABASE_URL")
+    return BulkWriter(
+        settings.database_url,
+        max_connections=settings.stream_shards + 1,
+        command_timeout=min(COMMAND_TIMEOUT_S, settings.claim_idle.total_seconds() / 2),
+    )
+
+
 def consumer_name(settings: Settings) -> str:
     return f"{settings.instance}-{os.getpid()}-{secrets.token_hex(3)}"
 
@@ -336,7 +349,7 @@ async def run_worker(settings: Settings) -> None:
         shards=settings.stream_shards,
         name=consumer_name(settings),
     )
-    writer = BulkWriter(settings.database_url, max_connections=settings.stream_shards + 1)
+    writer = open_writer(settings)
     try:
         with translated("be reached"):
             await check_config(client)
