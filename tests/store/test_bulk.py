@@ -1,11 +1,14 @@
 """BulkWriter on a real PostgreSQL: COPY batches exactly once, refuse bad rows, keep partitions."""
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 import pytest
+from asyncpg.transaction import Transaction  # type: ignore[import-untyped]
 
 from fleetlog.config import Settings
 from fleetlog.errors import RejectedBatch, StoreUnavailable
@@ -62,37 +65,25 @@ class TestWrite:
     async def test_an_entry_stored_by_a_concurrent_transaction_is_skipped_once_it_commits(
         self, writer: BulkWriter, table: Table
     ) -> None:
-        conn = await asyncpg.connect(table.database_url)
-        try:
-            other = conn.transaction()
-            await other.start()
-            batch = [packed(3, key="0-1-0"), packed(2, key="0-1-1")]
-            await conn.execute(STORE_ENTRY, *batch[0][:4])
+        batch = [packed(3, key="0-1-0"), packed(2, key="0-1-1")]
+        async with storing_elsewhere(table, batch[0]) as other:
             # Waits on the other transaction's ledger row, then finds the entry stored.
             write = asyncio.create_task(writer.write(batch))
             await wait_for_lock_wait(table)
             assert not write.done()
             await other.commit()
             assert (await write).rows == 2
-        finally:
-            await conn.close()
         assert await table.count() == 2
 
     async def test_an_entry_whose_concurrent_transaction_rolls_back_is_stored(
         self, writer: BulkWriter, table: Table
     ) -> None:
-        conn = await asyncpg.connect(table.database_url)
-        try:
-            other = conn.transaction()
-            await other.start()
-            batch = [packed(3, key="0-1-0")]
-            await conn.execute(STORE_ENTRY, *batch[0][:4])
+        batch = [packed(3, key="0-1-0")]
+        async with storing_elsewhere(table, batch[0]) as other:
             write = asyncio.create_task(writer.write(batch))
             await wait_for_lock_wait(table)
             await other.rollback()
             assert (await write).rows == 3
-        finally:
-            await conn.close()
 
     async def test_the_devices_of_the_new_rows_are_named(self, writer: BulkWriter) -> None:
         batch = [packed(2, key="0-1-0", device_id="cam-7"), packed(1, key="0-1-1", device_id="x")]
@@ -206,6 +197,19 @@ class TestLedger:
         finally:
             await conn.close()
         assert (await writer.write([packed(2, key="0-1-0"), packed(1, key="0-1-1")])).rows == 1
+
+
+@asynccontextmanager
+async def storing_elsewhere(table: Table, entry: Packed) -> AsyncIterator[Transaction]:
+    """Another transaction, not yet committed, that has written `entry`'s ledger row."""
+    conn = await asyncpg.connect(table.database_url)
+    try:
+        other = conn.transaction()
+        await other.start()
+        await conn.execute(STORE_ENTRY, entry.shard, entry.entry_ms, entry.entry_seq, entry.digest)
+        yield other
+    finally:
+        await conn.close()
 
 
 async def wait_for_lock_wait(table: Table) -> None:

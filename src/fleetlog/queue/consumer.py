@@ -148,15 +148,15 @@ class StreamConsumer:
         Returns the entries still pending, in order: one another worker stored and acknowledged
         meanwhile is gone from the group, and must not be stored again.
         """
-        held: set[str] = set()
+        held: set[tuple[int, str]] = set()
         for shard in {entry.shard for entry in entries}:
             ids: list[Any] = [entry.id for entry in entries if entry.shard == shard]
             with translated("hold pending entries"):
                 claimed: Any = await self.client.xclaim(
                     self.keys.stream(shard), self.keys.group, self.name, 0, ids, justid=True
                 )
-            held.update(f"{shard}:{entry_id.decode()}" for entry_id in claimed)
-        return [entry for entry in entries if f"{entry.shard}:{entry.id}" in held]
+            held.update((shard, entry_id.decode()) for entry_id in claimed)
+        return [entry for entry in entries if (entry.shard, entry.id) in held]
 
     async def acknowledge(self, shard: int, entries: Sequence[StreamEntry]) -> int:
         """Acknowledge and delete stored entries in one round trip; returns the logs freed."""

@@ -3,7 +3,7 @@
 One loop per shard: gather a batch, COPY its entries as they are (PostgreSQL unpacks them) in
 one transaction, tell `on_stored` which devices got logs, then acknowledge and delete the
 entries in one round trip. Nothing is acknowledged before its commit; a redelivered entry adds
-no rows (unique ingest keys).
+no rows (the store's ledger of entries, see `store.bulk`).
 
 Failures never drop a log: while PostgreSQL or Redis cannot be used the loop backs off and
 retries, holding its batch. A batch the store refuses is split until the bad entry is alone;
@@ -55,7 +55,8 @@ LEDGER_KEEP = timedelta(hours=1)
 
 @dataclass(slots=True)
 class Stored:
-    """The entries of a batch that got committed, and the devices that got new rows."""
+    """The entries of a batch that got committed, and the devices whose cached answers they
+    make stale."""
 
     entries: list[StreamEntry] = field(default_factory=list)
     devices: set[str] = field(default_factory=set)
