@@ -326,7 +326,7 @@ async def test_a_postgres_hang_longer_than_claim_idle_dead_letters_nothing(
 ) -> None:
     """Statements that hang (a lock, not a refused connection) time out within half of
     claim_idle, so the batch is held between attempts and no idle worker reclaims it."""
-    settings = pipeline.model_copy(update={"claim_idle": timedelta(seconds=0.6)})
+    settings = pipeline.model_copy(update={"claim_idle": timedelta(seconds=1.2)})
     dead_before = dead_lettered(settings, "max_deliveries")
     retries_before = sample("fleetlog_worker_retries_total", reason="postgres")
     blocker = await asyncpg.connect(table.database_url)
@@ -340,7 +340,7 @@ async def test_a_postgres_hang_longer_than_claim_idle_dead_letters_nothing(
                 await workers.enter_async_context(running_worker(settings, name=f"w{n}"))
 
             async def hung_long() -> bool:
-                # Each attempt waits for its timeout (0.3 s): 30 of them span many claim_idles.
+                # Each attempt waits for its timeout (0.6 s): 30 of them span many claim_idles.
                 return sample("fleetlog_worker_retries_total", reason="postgres") > (
                     retries_before + 30
                 )

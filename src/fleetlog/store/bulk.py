@@ -104,7 +104,15 @@ ROW_ERRORS = (
     asyncpg.IntegrityConstraintViolationError,
     asyncpg.ProgramLimitExceededError,
 )
-DOWN_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# A statement cancelled by its timeout can leave the connection unable to reset when it goes
+# back to the pool (InternalClientError); the pool closes it, and the store counts as down.
+DOWN_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 
 
 class Packed(NamedTuple):

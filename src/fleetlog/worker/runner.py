@@ -51,6 +51,7 @@ POLL = timedelta(seconds=1)
 MAINTENANCE_EVERY_S = 3600.0
 FIRST_BACKOFF_S = 0.05
 LEDGER_KEEP = timedelta(hours=1)
+MIN_STATEMENT_S = 0.5
 
 
 @dataclass(slots=True)
@@ -308,6 +309,10 @@ class Worker:
             except StoreUnavailable:
                 await self._pause(backoff.next())
                 continue
+            except Exception:
+                log.exception("partition maintenance failed; retrying")
+                await self._pause(backoff.next())
+                continue
             if done.created or done.dropped:
                 log.info("partitions created %s, dropped %s", done.created, done.dropped)
             backoff.reset()
@@ -323,15 +328,18 @@ class Worker:
 
 
 def open_writer(settings: Settings) -> BulkWriter:
-    """The worker's writer. No statement outlasts half of `claim_idle`: between attempts the
-    batch is held (XCLAIM JUSTID), so while PostgreSQL hangs no idle worker reclaims it, each
-    time counting a delivery, until valid entries are dead-lettered."""
+    """The worker's writer. No statement outlasts half of `claim_idle` (nor 60 s, and it gets
+    at least MIN_STATEMENT_S on a busy machine): between attempts the batch is held (XCLAIM
+    JUSTID), so while PostgreSQL hangs no idle worker reclaims it, each time counting a
+    delivery, until valid entries are dead-lettered."""
     if settings.database_url is None:
         raise Misconfigured("the worker needs FLEETLOG_DATABASE_URL")
     return BulkWriter(
         settings.database_url,
         max_connections=settings.stream_shards + 1,
-        command_timeout=min(COMMAND_TIMEOUT_S, settings.claim_idle.total_seconds() / 2),
+        command_timeout=min(
+            COMMAND_TIMEOUT_S, max(MIN_STATEMENT_S, settings.claim_idle.total_seconds() / 2)
+        ),
     )
 
 
