@@ -1,0 +1,1 @@
+"""Hostile probes: real sockets against real `fleetlog` processes, one module per kind of hole."""
