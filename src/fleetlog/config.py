@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     otel_tracing: bool = False
 
     max_body_bytes: PositiveInt = 8 * 1024 * 1024
+    # The request bodies one process may hold while reading them, all together.
+    max_inflight_body_bytes: PositiveInt = 128 * 1024 * 1024
     stats_cache_ttl: Duration = timedelta(seconds=60)
     query_cache_ttl: Duration = timedelta(minutes=5)
 

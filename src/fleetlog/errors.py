@@ -32,6 +32,16 @@ class MalformedBody(FleetlogError):
     code = "malformed_body"
 
 
+class IncompleteBody(MalformedBody):
+    """The client went away before its body ended: nothing of it is stored."""
+
+    code = "incomplete_body"
+
+
+class UnsupportedTransferCoding(MalformedBody):
+    code = "unsupported_transfer_coding"
+
+
 class PayloadTooLarge(FleetlogError):
     status = 413
     code = "payload_too_large"
@@ -71,6 +81,12 @@ class QueueFull(Unavailable):
     """The backlog of accepted but not yet stored logs is at its limit."""
 
     code = "backlog_full"
+
+
+class BodiesOverBudget(Unavailable):
+    """The bodies being read in this process hold all the memory they may."""
+
+    code = "overloaded"
 
 
 class StoreUnavailable(Unavailable):

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fleetlog import __version__
 from fleetlog.api.errors import add_exception_handlers, documented
 from fleetlog.api.fastpath import FastPath
-from fleetlog.api.limits import RequestLimits
+from fleetlog.api.limits import BodyBudget, RequestLimits
 from fleetlog.api.middleware import MetricsMiddleware
 from fleetlog.api.openapi import install_openapi
 from fleetlog.api.routes import admin, auth, ingest, query, system
@@ -54,6 +54,9 @@ def create_app(settings: Settings) -> FastAPI:
         max_url_bytes=settings.max_url_bytes,
         max_header_bytes=settings.max_header_bytes,
         max_body_bytes=settings.max_body_bytes,
+        budget=BodyBudget(
+            settings.max_inflight_body_bytes, retry_after=settings.retry_after.total_seconds()
+        ),
     )
     app.add_middleware(MetricsMiddleware)
     for module in (ingest, query, system, auth, admin):

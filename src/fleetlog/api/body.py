@@ -4,10 +4,10 @@ import zlib
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from fleetlog.api.errors import invalid_payload
-from fleetlog.errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
+from fleetlog.errors import IncompleteBody, MalformedBody, PayloadTooLarge, UnsupportedMediaType
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -23,23 +23,36 @@ def too_large(limit: int) -> PayloadTooLarge:
     )
 
 
-async def read_capped(request: Request, limit: int) -> bytes:
-    """The raw body, refused as soon as it passes `limit` bytes (declared or actually sent)."""
+async def read_capped(request: Request, limit: int) -> bytearray:
+    """The raw body, refused as soon as it passes `limit` bytes (declared or actually sent).
+
+    Only a body that arrived whole is returned: a client gone before its end sent nothing.
+    One growing buffer, not a list of chunks joined at the end: half the peak, and large
+    enough to be given back to the system when it is freed.
+    """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            if len(body) + len(chunk) > limit:
+                raise too_large(limit)
+            body += chunk
+    except ClientDisconnect:
+        raise IncompleteBody(
+            "the connection closed before the body ended; nothing of it was stored",
+            detail=[{"field": "body", "rule": "complete"}],
+        ) from None
+    return body
 
 
-def decode(body: bytes, encoding: str, limit: int) -> bytes:
-    """Undo `Content-Encoding`; a body that inflates past `limit` is refused, not inflated."""
+def decode(body: bytes | bytearray, encoding: str, limit: int) -> bytes | bytearray:
+    """Undo `Content-Encoding`; a body that inflates past `limit` is refused, not inflated.
+
+    A gzip body may hold several members, one after another (RFC 1952): they inflate to
+    their concatenation.
+    """
     if encoding in ("", "identity"):
         return body
     if encoding not in WBITS:
@@ -49,6 +62,17 @@ def decode(body: bytes, encoding: str, limit: int) -> bytes:
                 {"field": "Content-Encoding", "rule": "one_of", "allowed": ["gzip", "deflate"]}
             ],
         )
+    data, rest = inflate(body, encoding, limit)
+    while rest and encoding != "deflate":
+        member, rest = inflate(rest, encoding, limit - len(data))
+        data += member
+    if rest:
+        raise MalformedBody(f"the {encoding} body has data after its end")
+    return data
+
+
+def inflate(body: bytes | bytearray, encoding: str, limit: int) -> tuple[bytes, bytes]:
+    """One compressed stream of `body` inflated, and what follows it."""
     inflater = zlib.decompressobj(WBITS[encoding])
     try:
         data = inflater.decompress(body, limit + 1)
@@ -58,9 +82,7 @@ def decode(body: bytes, encoding: str, limit: int) -> bytes:
         raise too_large(limit)
     if not inflater.eof:
         raise MalformedBody(f"the {encoding} body is truncated")
-    if inflater.unused_data:
-        raise MalformedBody(f"the {encoding} body has data after its end")
-    return data
+    return data, inflater.unused_data
 
 
 def check_json_type(request: Request) -> None:

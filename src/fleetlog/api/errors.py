@@ -81,10 +81,14 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def count_rejection(method: str, path: str, exc: FleetlogError) -> None:
+    if method == "POST" and path in INGEST_PATHS:
+        INGEST_REJECTED.labels(exc.code).inc()
+
+
 async def on_fleetlog_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FleetlogError)
-    if request.method == "POST" and request.url.path in INGEST_PATHS:
-        INGEST_REJECTED.labels(exc.code).inc()
+    count_rejection(request.method, request.url.path, exc)
     return error_response(exc.status, exc.code, exc.message, exc.detail, exc.headers)
 
 

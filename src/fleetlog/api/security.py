@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from starlette.datastructures import Headers
 
 from fleetlog.api.errors import documented
 from fleetlog.auth.credentials import Credentials
@@ -69,18 +70,19 @@ def require(scope: Scope | None) -> Callable[..., Awaitable[Principal]]:
     return admitted
 
 
-def presented_credential(request: Request) -> str | None:
+def presented_credential(headers: Headers) -> str | None:
     """A Bearer credential, else X-API-Key: what the `bearer` and `api_key_header` deps read."""
-    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    scheme, _, credential = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credential:
         return credential
-    return request.headers.get("x-api-key")
+    return headers.get("x-api-key")
 
 
 async def admit(request: Request, scope: Scope) -> Principal:
     """`require(scope)` without FastAPI's dependency resolution, for the ingest hot path."""
     gatekeeper = get_gatekeeper(request)
-    return await gatekeeper.admit(presented_credential(request), scope, client_address(request))
+    credential = presented_credential(request.headers)
+    return await gatekeeper.admit(credential, scope, client_address(request))
 
 
 async def throttle_address(request: Request) -> None:
