@@ -1,8 +1,6 @@
 """Kill the pipeline's real processes; every acknowledged log is still stored exactly once."""
 
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -17,23 +15,12 @@ from tests.fixtures.pipeline import (
     assert_stored_once,
     make_record,
     pipeline_settings,
-    settings_env,
     wait_for,
+    worker_process,
 )
-from tests.fixtures.process import FleetlogProcess
 from tests.fixtures.servers import RedisServer
 
 KEYS = Keys()
-
-
-@contextmanager
-def worker_process(settings: Settings, log_path: Path) -> Iterator[FleetlogProcess]:
-    process = FleetlogProcess(["worker"], env=settings_env(settings), log_path=log_path)
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 async def put_requests(queue: RedisStreamQueue, requests: int, *, per_request: int) -> list[str]:

@@ -40,6 +40,13 @@ def test_smoke_path(tmp_path):
     assert "fleetlog.sqlite3" in server.output()
 
 
+def test_the_default_store_commits_with_synchronous_full(tmp_path):
+    with running_server(tmp_path / "data") as server, httpx.Client(base_url=server.url) as http:
+        assert http.post("/api/log", json=make_log()).status_code == 200
+    # The writer reports the PRAGMAs its own connection runs with; kill -9 tests pass with OFF.
+    assert "journal_mode=wal synchronous=FULL" in server.output()
+
+
 def test_kill_9_loses_no_acknowledged_log(tmp_path):
     data_dir = tmp_path / "data"
     server = Server(data_dir)

@@ -6,13 +6,19 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 import redis
 
-from tests.fixtures.servers import PostgresServer, RedisServer, ServerError, port_is_open
+from tests.fixtures.servers import (
+    TEMP_PREFIX,
+    PostgresServer,
+    RedisServer,
+    ServerError,
+    fresh_database,
+    port_is_open,
+)
 
 STANDARD_PORTS = {5432, 6379}
 
 # Filled by earlier tests and checked by later ones (tests run serially, in file order).
 _database_urls: list[str] = []
-_fresh_servers: list[RedisServer | PostgresServer] = []
 
 
 def _redis(url: str) -> redis.Redis:
@@ -21,6 +27,16 @@ def _redis(url: str) -> redis.Redis:
 
 def _database_name(url: str) -> str:
     return url.rsplit("/", 1)[1]
+
+
+def _databases(server: PostgresServer) -> set[str]:
+    return set(server.psql("SELECT datname FROM pg_database").split())
+
+
+def _assert_torn_down(server: RedisServer | PostgresServer) -> None:
+    assert not server.is_running
+    assert not port_is_open(server.port)
+    assert not server.temp_dir.exists()
 
 
 def test_redis_ping_set_get(redis_url: str, redis_server: RedisServer) -> None:
@@ -59,18 +75,19 @@ def test_redis_url_restarts_a_killed_session_server(
         assert client.ping()
 
 
-def test_redis_aof_survives_kill_and_restart(fresh_redis: RedisServer) -> None:
-    _fresh_servers.append(fresh_redis)
-    with _redis(fresh_redis.url) as client:
-        client.set("durable", "yes")
-    port = fresh_redis.port
-    fresh_redis.kill()
-    assert not fresh_redis.is_running
-    assert not port_is_open(port)
-    fresh_redis.restart()
-    assert fresh_redis.port == port
-    with _redis(fresh_redis.url) as client:
-        assert client.get("durable") == "yes"
+def test_redis_aof_survives_kill_and_restart_and_the_server_is_torn_down() -> None:
+    with RedisServer(temp_prefix=TEMP_PREFIX) as server:
+        with _redis(server.url) as client:
+            client.set("durable", "yes")
+        port = server.port
+        server.kill()
+        assert not server.is_running
+        assert not port_is_open(port)
+        server.restart()
+        assert server.port == port
+        with _redis(server.url) as client:
+            assert client.get("durable") == "yes"
+    _assert_torn_down(server)
 
 
 def test_redis_extra_args_override_defaults() -> None:
@@ -131,44 +148,36 @@ def test_database_url_restarts_a_stopped_session_server(
     assert postgres_server.psql("SELECT 1", _database_name(url)).strip() == "1"
 
 
-def test_database_url_teardown_restarts_the_server(
-    postgres_server: PostgresServer, database_url: str
+def test_a_test_database_is_dropped_even_when_its_server_was_killed(
+    postgres_server: PostgresServer,
 ) -> None:
-    _database_urls.append(database_url)
-    postgres_server.kill()
-    assert not postgres_server.is_running
-
-
-def test_databases_of_earlier_tests_were_dropped(postgres_server: PostgresServer) -> None:
+    with fresh_database(postgres_server) as url:
+        name = _database_name(url)
+        assert name in _databases(postgres_server)
+        postgres_server.kill()
+        assert not postgres_server.is_running
     assert postgres_server.is_running
-    existing = set(postgres_server.psql("SELECT datname FROM pg_database").split())
-    assert existing.isdisjoint(_database_name(url) for url in _database_urls)
+    assert name not in _databases(postgres_server)
 
 
-async def test_postgres_commit_survives_kill_and_restart(fresh_postgres: PostgresServer) -> None:
-    _fresh_servers.append(fresh_postgres)
-    fresh_postgres.create_database("durable")
-    url = fresh_postgres.dsn("durable")
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("CREATE TABLE t (v text)")
-        await conn.execute("INSERT INTO t VALUES ('committed')")
-        fresh_postgres.kill()
-    finally:
-        conn.terminate()
-    assert not fresh_postgres.is_running
-    assert not port_is_open(fresh_postgres.port)
-    fresh_postgres.restart()
-    conn = await asyncpg.connect(url)
-    try:
-        assert await conn.fetchval("SELECT v FROM t") == "committed"
-    finally:
-        await conn.close()
-    assert "automatic recovery in progress" in fresh_postgres.log_path.read_text()
-
-
-def test_fresh_servers_are_torn_down() -> None:
-    for server in _fresh_servers:
+async def test_postgres_commit_survives_kill_and_restart_and_the_server_is_torn_down() -> None:
+    with PostgresServer(temp_prefix=TEMP_PREFIX) as server:
+        server.create_database("durable")
+        url = server.dsn("durable")
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("CREATE TABLE t (v text)")
+            await conn.execute("INSERT INTO t VALUES ('committed')")
+            server.kill()
+        finally:
+            conn.terminate()
         assert not server.is_running
         assert not port_is_open(server.port)
-        assert not server.temp_dir.exists()
+        server.restart()
+        conn = await asyncpg.connect(url)
+        try:
+            assert await conn.fetchval("SELECT v FROM t") == "committed"
+        finally:
+            await conn.close()
+        assert "automatic recovery in progress" in server.log_path.read_text()
+    _assert_torn_down(server)

@@ -1,6 +1,7 @@
 """The `fleetlog` command: serve, worker, migrate. Thin: it reads settings and hands them down."""
 
 import asyncio
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -11,6 +12,7 @@ import uvicorn
 import uvloop
 from prometheus_client import start_http_server
 from rich.console import Console
+from rich.text import Text
 
 from fleetlog.cli_bench import bench
 from fleetlog.cli_credentials import keys_app, security_banner, users_app
@@ -29,6 +31,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 app.command()(bench)
 console = Console(stderr=True)
+log = logging.getLogger(__name__)
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -56,14 +59,26 @@ def share_metrics_across(settings: Settings) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
 
 
-def banner(settings: Settings) -> None:
+def announce(settings: Settings, message: str) -> None:
+    """Tell the operator: on the console, or as one log line like the others when they are JSON."""
+    if settings.log_format == "json":
+        log.info("%s", Text.from_markup(message).plain)
+    else:
+        console.print(message)
+
+
+def banner(settings: Settings, security: str) -> None:
     url = f"http://{settings.host}:{settings.port}"
     store = settings.sqlite_path.resolve() if settings.embedded else settings.database_url
-    console.print(f"[bold green]fleetlog[/] {settings.mode} mode, {settings.workers} process(es)")
-    console.print(f"  listening on  {url}")
-    console.print(f"  logs kept in  {store}")
-    console.print(f"  API docs      {url}/docs")
-    console.print(f"  metrics       {url}/metrics")
+    lines = [
+        f"[bold green]fleetlog[/] {settings.mode} mode, {settings.workers} process(es)",
+        f"  listening on  {url}",
+        f"  logs kept in  {store}",
+        f"  API docs      {url}/docs",
+        f"  metrics       {url}/metrics",
+        f"  security      {security}",
+    ]
+    announce(settings, "\n".join(lines))
 
 
 @app.command()
@@ -85,8 +100,7 @@ def serve(
     security = security_banner(settings)
     if settings.workers > 1:
         share_metrics_across(settings)
-    banner(settings)
-    console.print(f"  security      {security}")
+    banner(settings, security)
     uvicorn.run(
         "fleetlog.api.app:app_from_environment",
         factory=True,
@@ -116,9 +130,10 @@ def worker(
     asyncio.run(migrate_to_head(settings))
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.host)
-    console.print(
+    announce(
+        settings,
         f"[bold green]fleetlog worker[/] {settings.stream_shards} shards, "
-        f"metrics on port {settings.worker_metrics_port or 'none'}"
+        f"metrics on port {settings.worker_metrics_port or 'none'}",
     )
     uvloop.run(run_worker(settings))
 
@@ -129,7 +144,7 @@ def migrate() -> None:
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
     asyncio.run(migrate_to_head(settings))
-    console.print(f"[green]schema up to date[/] ({settings.mode})")
+    announce(settings, f"[green]schema up to date[/] ({settings.mode})")
 
 
 def main() -> None:

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     max_backlog: PositiveInt = 200_000
     retry_after: Duration = timedelta(seconds=1)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # Readiness: /ready answers 503 below this free disk on the data dir (embedded), or past
+    # this share of Redis maxmemory (pipeline), before the store starts refusing writes.
+    min_free_disk_bytes: Annotated[int, Field(ge=0)] = 100 * 1024 * 1024
+    redis_memory_high_water: Annotated[float, Field(gt=0, le=1)] = 0.95
 
     redis_url: str | None = None
     database_url: str | None = None

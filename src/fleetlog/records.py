@@ -330,7 +330,10 @@ class Stats(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["healthy", "unhealthy"]
+    status: Literal["healthy", "degraded", "unhealthy"] = Field(
+        description="unhealthy (503): a part does not answer; degraded (200): every part "
+        "answers but the store refuses writes now (full disk, Redis at maxmemory)."
+    )
     instance: str
     mode: Literal["embedded", "redis-postgres"]
     checks: dict[str, bool]
@@ -340,7 +343,7 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     instance: str
-    checks: dict[str, bool]
+    checks: dict[str, bool] = Field(description="Every check of /health; all must pass.")
     backlog: int = Field(description="Accepted logs not yet in the store.")
     max_backlog: int = Field(description="Past this backlog, ingest answers 503.")
     timestamp: datetime

@@ -88,7 +88,12 @@ async def test_stats_are_cached_in_redis_for_their_ttl(http, pipeline, pipeline_
 
 async def test_health_has_the_reference_checks(http):
     body = (await http.get("/health")).json()
-    assert body["checks"] == {"redis": True, "postgres": True}
+    assert body["checks"] == {
+        "redis": True,
+        "postgres": True,
+        "enqueue": True,
+        "redis_memory": True,
+    }
     assert body["mode"] == "redis-postgres"
 
 

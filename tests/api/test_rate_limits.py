@@ -1,6 +1,7 @@
 """Rate limits through the API: per key (its own or the default), per address where none."""
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from fleetlog.auth.principals import Role, Scope
 from tests.fixtures.auth import PASSWORD, add_key, add_user, bearer, secure_settings, serving
@@ -47,14 +48,23 @@ class TestPerKey:
         assert await self.statuses(client, self.other, 6) == [200] * 5 + [429]
 
     async def test_refusals_are_counted_in_metrics(self, client):
+        before = await key_refusals(client)
         await self.statuses(client, self.slow, 5)
-        metrics = (await client.get("/metrics")).text
-        line = next(
-            line
-            for line in metrics.splitlines()
-            if line.startswith('fleetlog_rate_limited_total{subject="key"}')
-        )
-        assert float(line.split()[-1]) >= 2
+        assert await key_refusals(client) - before == 2
+
+
+async def key_refusals(client):
+    """`fleetlog_rate_limited_total{subject="key"}`, process-wide: compare before and after."""
+    metrics = (await client.get("/metrics")).text
+    return next(
+        (
+            sample.value
+            for family in text_string_to_metric_families(metrics)
+            for sample in family.samples
+            if sample.name == "fleetlog_rate_limited_total" and sample.labels == {"subject": "key"}
+        ),
+        0.0,
+    )
 
 
 async def test_users_are_limited_by_the_default(tmp_path):

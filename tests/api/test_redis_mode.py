@@ -56,5 +56,10 @@ async def test_past_the_backlog_limit_the_answer_is_503_with_retry_after(
 
 async def test_health_names_redis_and_postgres(redis_client: httpx.AsyncClient) -> None:
     answer = await redis_client.get("/health")
-    assert answer.json()["checks"] == {"redis": True, "postgres": True}
+    assert answer.json()["checks"] == {
+        "redis": True,
+        "postgres": True,
+        "enqueue": True,
+        "redis_memory": True,
+    }
     assert answer.json()["mode"] == "redis-postgres"

@@ -3,7 +3,7 @@ import gc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fixtures.app import running_app
+from tests.fixtures.app import client_of, running_app
 from tests.fixtures.records import make_batch, make_log
 
 
@@ -24,6 +24,14 @@ async def store_gone(app):
     services.settings.sqlite_path.mkdir()
 
 
+@pytest.fixture
+async def cramped(settings):
+    """A client of an app that wants more free disk than any disk has."""
+    wanting = settings.model_copy(update={"min_free_disk_bytes": 2**62})
+    async with running_app(wanting) as application, client_of(application) as http:
+        yield http
+
+
 class TestHealth:
     async def test_healthy_in_the_reference_shape(self, client):
         answer = await client.get("/health")
@@ -31,8 +39,14 @@ class TestHealth:
         assert answer.status_code == 200
         assert body["status"] == "healthy"
         assert body["mode"] == "embedded"
-        assert body["checks"] == {"sqlite": True, "queue": True}
+        assert body["checks"] == {"sqlite": True, "queue": True, "commit": True, "disk": True}
         assert {"instance", "timestamp"} <= set(body)
+
+    async def test_degraded_but_alive_when_the_store_refuses_writes(self, cramped):
+        answer = await cramped.get("/health")
+        assert answer.status_code == 200
+        assert answer.json()["status"] == "degraded"
+        assert answer.json()["checks"]["disk"] is False
 
     async def test_unhealthy_when_the_store_is_gone(self, client, store_gone):
         answer = await client.get("/health")
@@ -48,6 +62,11 @@ class TestReadiness:
         assert body["ready"] is True
         assert body["backlog"] == 0
         assert body["max_backlog"] == settings.max_backlog
+
+    async def test_not_ready_when_the_store_refuses_writes(self, cramped):
+        answer = await cramped.get("/ready")
+        assert answer.status_code == 503
+        assert answer.json()["checks"]["disk"] is False
 
     async def test_not_ready_when_a_check_fails(self, client, store_gone):
         answer = await client.get("/ready")

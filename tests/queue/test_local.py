@@ -104,6 +104,22 @@ class TestFailures:
         assert await queue.backlog() == 0
         await queue.close()
 
+    async def test_a_failed_commit_counts_until_a_commit_succeeds(self, settings):
+        (settings.data_dir / "late-schema").mkdir()
+        late = Settings(_env_file=None, data_dir=settings.data_dir / "late-schema")
+        queue = LocalQueue(writer_of(late), max_rows=100, max_backlog=100, retry_after=1.0)
+        await queue.start()
+        try:
+            assert (await queue.writable())["commit"] is True
+            with pytest.raises(StoreUnavailable):
+                await queue.put(records(1))
+            assert (await queue.writable())["commit"] is False
+            await migrated(late)
+            await queue.put(records(1))
+            assert (await queue.writable())["commit"] is True
+        finally:
+            await queue.close()
+
     async def test_close_commits_what_was_accepted(self, settings, store):
         queue = LocalQueue(writer_of(settings), max_rows=100, max_backlog=100, retry_after=1.0)
         await queue.start()
@@ -117,6 +133,15 @@ class TestFailures:
         await queue.close()
         with pytest.raises(StoreUnavailable):
             await queue.put(records(1))
+
+
+async def test_free_disk_under_the_minimum_is_reported(settings):
+    roomy = LocalQueue(writer_of(settings), max_rows=1, max_backlog=1, retry_after=1.0)
+    cramped = LocalQueue(
+        writer_of(settings), max_rows=1, max_backlog=1, retry_after=1.0, min_free_disk_bytes=2**62
+    )
+    assert await roomy.writable() == {"commit": True, "disk": True}
+    assert await cramped.writable() == {"commit": True, "disk": False}
 
 
 async def test_a_cancelled_put_is_committed_and_spares_the_others(queue, store):

@@ -13,6 +13,7 @@ from fleetlog.queue.redis_streams import (
     GROUP_ENTRIES,
     Pending,
     RedisStreamQueue,
+    has_headroom,
     take_group,
 )
 from fleetlog.records import decode_records
@@ -23,9 +24,16 @@ from tests.fixtures.servers import RedisServer
 KEYS = Keys()
 
 
-def make_queue(url: str, *, max_backlog: int = 1000, shards: int = 4) -> RedisStreamQueue:
+def make_queue(
+    url: str, *, max_backlog: int = 1000, shards: int = 4, memory_high_water: float = 1.0
+) -> RedisStreamQueue:
     return RedisStreamQueue(
-        connect(url), keys=KEYS, shards=shards, max_backlog=max_backlog, retry_after=2.0
+        connect(url),
+        keys=KEYS,
+        shards=shards,
+        max_backlog=max_backlog,
+        retry_after=2.0,
+        memory_high_water=memory_high_water,
     )
 
 
@@ -145,6 +153,51 @@ class TestStartupChecks:
         with caplog.at_level(logging.WARNING):
             await queue.start()
         assert caplog.text == ""
+
+
+async def used_memory(redis: Redis) -> int:
+    return int((await redis.info("memory"))["used_memory"])
+
+
+class TestWritable:
+    async def test_a_redis_with_room_takes_writes(self, redis_url: str) -> None:
+        queue = make_queue(redis_url, memory_high_water=0.95)
+        try:
+            assert await queue.writable() == {"enqueue": True, "redis_memory": True}
+        finally:
+            await queue.close()
+
+    async def test_past_the_high_water_of_maxmemory_redis_has_no_room(
+        self, fresh_redis: RedisServer
+    ) -> None:
+        queue = make_queue(fresh_redis.url, memory_high_water=0.5)
+        try:
+            used = await used_memory(queue.client)
+            await queue.client.config_set("maxmemory", int(used * 1.5))
+            assert (await queue.writable())["redis_memory"] is False
+        finally:
+            await queue.close()
+
+    async def test_a_refused_enqueue_counts_until_an_enqueue_succeeds(
+        self, fresh_redis: RedisServer
+    ) -> None:
+        queue = make_queue(fresh_redis.url)
+        try:
+            await queue.client.config_set("maxmemory", await used_memory(queue.client) // 2)
+            with pytest.raises(StoreUnavailable):
+                await queue.put([make_record()])
+            assert (await queue.writable())["enqueue"] is False
+            await queue.client.config_set("maxmemory", 0)
+            await queue.put([make_record()])
+            assert (await queue.writable())["enqueue"] is True
+        finally:
+            await queue.close()
+
+    def test_headroom_is_a_share_of_maxmemory_whatever_the_policy(self) -> None:
+        assert has_headroom({"maxmemory": 0, "used_memory": 10**9}, 0.95)
+        assert has_headroom({"maxmemory": 100, "used_memory": 94}, 0.95)
+        full = {"maxmemory": 100, "used_memory": 95, "maxmemory_policy": "allkeys-lru"}
+        assert not has_headroom(full, 0.95)
 
 
 class TestTakeGroup:

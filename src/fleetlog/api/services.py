@@ -30,10 +30,14 @@ class Services:
     query: LogQuery
 
     async def checks(self) -> dict[str, bool]:
-        """Health of each part, named as the reference names them where it has them."""
+        """Whether each part answers, named as the reference names them where it has them."""
         if self.settings.embedded:
             return {"sqlite": await self.store.ping(), "queue": await self.queue.ping()}
         return {"redis": await self.queue.ping(), "postgres": await self.store.ping()}
+
+    async def write_checks(self) -> dict[str, bool]:
+        """Whether the store takes writes now: the last write's outcome, and the room left."""
+        return await self.queue.writable()
 
 
 def choose_queue(settings: Settings, redis: Redis | None) -> Queue:
@@ -45,6 +49,7 @@ def choose_queue(settings: Settings, redis: Redis | None) -> Queue:
             max_rows=settings.commit_max_rows,
             max_backlog=settings.max_backlog,
             retry_after=retry_after,
+            min_free_disk_bytes=settings.min_free_disk_bytes,
         )
     return RedisStreamQueue(
         redis,
@@ -52,6 +57,7 @@ def choose_queue(settings: Settings, redis: Redis | None) -> Queue:
         shards=settings.stream_shards,
         max_backlog=settings.max_backlog,
         retry_after=retry_after,
+        memory_high_water=settings.redis_memory_high_water,
     )
 
 

@@ -17,7 +17,10 @@ class Queue(Protocol):
         """How many accepted logs are not yet in the store."""
 
     async def ping(self) -> bool:
-        """Whether the queue can accept logs right now."""
+        """Whether the queue's parts are up and answer."""
+
+    async def writable(self) -> dict[str, bool]:
+        """Whether the store takes writes now, check by check (cheap enough for every probe)."""
 
     async def close(self) -> None:
         """Finish what was accepted and release resources."""

@@ -6,11 +6,14 @@ so a 2xx costs one shared commit instead of one commit per request.
 
 import asyncio
 import logging
+import shutil
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from fleetlog.errors import QueueFull, StoreUnavailable
+from fleetlog.queue.probes import Cached, failed_recently
 from fleetlog.records import LogRecord
 from fleetlog.store.sqlite_writer import SqliteWriter
 
@@ -29,12 +32,22 @@ class LocalQueue:
     """Queue for embedded mode: `put` returns once the records are committed to the store."""
 
     def __init__(
-        self, writer: SqliteWriter, *, max_rows: int, max_backlog: int, retry_after: float
+        self,
+        writer: SqliteWriter,
+        *,
+        max_rows: int,
+        max_backlog: int,
+        retry_after: float,
+        min_free_disk_bytes: int = 0,
     ) -> None:
         self.writer = writer
         self.max_rows = max_rows
         self.max_backlog = max_backlog
         self.retry_after = retry_after
+        self.min_free_disk_bytes = min_free_disk_bytes
+        # Monotonic time of the last failed group commit; None once a commit succeeds.
+        self.commit_failed_at: float | None = None
+        self._free_disk = Cached(self._read_free_disk)
         self._waiting: deque[Waiting] = deque()
         self._rows_waiting = 0
         self._wakeup = asyncio.Event()
@@ -63,6 +76,18 @@ class LocalQueue:
 
     async def ping(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    async def writable(self) -> dict[str, bool]:
+        """`commit`: the last group commit did not fail; `disk`: the data dir has room left."""
+        free = await self._free_disk.get()
+        return {
+            "commit": not failed_recently(self.commit_failed_at),
+            "disk": free >= self.min_free_disk_bytes,
+        }
+
+    async def _read_free_disk(self) -> int:
+        usage = await asyncio.to_thread(shutil.disk_usage, self.writer.path.parent)
+        return usage.free
 
     async def close(self) -> None:
         if self._closing:
@@ -109,8 +134,10 @@ class LocalQueue:
                 waiting.done.set_result(ids[offset : offset + n])
             offset += n
         self._rows_waiting -= len(records)
+        self.commit_failed_at = None
 
     def _settle(self, group: list[Waiting], exc: Exception) -> None:
+        self.commit_failed_at = time.monotonic()
         for waiting in group:
             if not waiting.done.cancelled():
                 waiting.done.set_exception(exc)

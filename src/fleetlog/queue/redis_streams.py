@@ -16,9 +16,11 @@ The stream is never trimmed: entries leave it only once the worker stored them (
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -26,6 +28,7 @@ from redis.exceptions import RedisError, ResponseError
 from fleetlog.errors import Misconfigured, QueueFull, StoreUnavailable
 from fleetlog.keys import Keys
 from fleetlog.metrics import STREAM_BACKLOG
+from fleetlog.queue.probes import Cached, failed_recently
 from fleetlog.records import MAX_BATCH, LogRecord, encode_records
 
 log = logging.getLogger(__name__)
@@ -109,6 +112,7 @@ class RedisStreamQueue:
         shards: how many streams the logs are spread over.
         max_backlog: logs accepted and not yet stored before `put` refuses (split over shards).
         retry_after: what a refused client is told to wait, in seconds.
+        memory_high_water: the share of Redis maxmemory past which `writable` says no.
     """
 
     def __init__(
@@ -119,6 +123,7 @@ class RedisStreamQueue:
         shards: int,
         max_backlog: int,
         retry_after: float,
+        memory_high_water: float = 1.0,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -134,6 +139,10 @@ class RedisStreamQueue:
                 self.shard_limit,
             )
         self.retry_after = retry_after
+        self.memory_high_water = memory_high_water
+        # Monotonic time of the last failed call of the script; None once a call succeeds.
+        self.enqueue_failed_at: float | None = None
+        self._memory_headroom = Cached(self._read_memory_headroom)
         self._turns = itertools.cycle(range(shards))
         self._enqueue = client.register_script(ENQUEUE)
         self._waiting: list[list[Pending]] = [[] for _ in range(shards)]
@@ -176,12 +185,15 @@ class RedisStreamQueue:
             with translated("accept logs"):
                 entry_ids = await self._enqueue(keys=keys, args=args)
         except StoreUnavailable as exc:
+            self.enqueue_failed_at = time.monotonic()
             settle(group, exc)
             return
         except Exception:
             log.exception("enqueue of %d entries failed", len(group))
+            self.enqueue_failed_at = time.monotonic()
             settle(group, StoreUnavailable("Redis cannot accept logs", retry_after=RETRY_AFTER_S))
             return
+        self.enqueue_failed_at = None
         for pending, entry_id in zip(group, entry_ids, strict=True):
             # A request cancelled while waiting (its client went away) was queued all the same.
             if not pending.entry_id.cancelled():
@@ -204,8 +216,47 @@ class RedisStreamQueue:
         except RedisError:
             return False
 
+    async def writable(self) -> dict[str, bool]:
+        """`enqueue`: the last XADD did not fail; `redis_memory`: Redis has room under maxmemory."""
+        return {
+            "enqueue": not failed_recently(self.enqueue_failed_at),
+            "redis_memory": await self._memory_headroom.get(),
+        }
+
+    async def _read_memory_headroom(self) -> bool:
+        try:
+            info = await self.client.info("memory")
+        except ResponseError as exc:
+            log.warning("cannot read Redis INFO memory (%s): its headroom goes unchecked", exc)
+            return True
+        except RedisError:
+            return False
+        return has_headroom(info, self.memory_high_water)
+
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def has_headroom(info: dict[str, Any], high_water: float) -> bool:
+    """Whether Redis memory (INFO memory) is under `high_water` of maxmemory, or unbounded.
+
+    Whatever the policy, a full queue Redis loses: under noeviction (or volatile-*, as stream
+    keys have no TTL) it refuses every write, the worker's included, so the backlog cannot
+    drain; under allkeys-* it evicts logs nobody has stored yet.
+    """
+    limit = int(info.get("maxmemory", 0))
+    if limit == 0:
+        return True
+    used = int(info["used_memory"])
+    if used < high_water * limit:
+        return True
+    log.warning(
+        "Redis uses %d of its %d bytes of maxmemory (policy %s): not ready for more logs",
+        used,
+        limit,
+        info.get("maxmemory_policy", "unknown"),
+    )
+    return False
 
 
 def settle(group: list[Pending], exc: Exception) -> None:

@@ -40,6 +40,8 @@ SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(va
 FROM json_each(?)
 """
 
+SYNCHRONOUS_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+
 _dialect = sqlite.dialect()
 # Times must be written exactly as SQLAlchemy writes and reads them on SQLite.
 _sqlite_time = cast(
@@ -129,6 +131,13 @@ class SqliteWriter:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self.synchronous}")
             db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            # What SQLite says, not what was asked: it ignores a PRAGMA it cannot apply.
+            log.info(
+                "SQLite writer on %s: journal_mode=%s synchronous=%s",
+                self.path,
+                db.execute("PRAGMA journal_mode").fetchone()[0],
+                SYNCHRONOUS_NAMES[db.execute("PRAGMA synchronous").fetchone()[0]],
+            )
             self._turns = os.open(f"{self.path}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
             self._db = db
         return self._db

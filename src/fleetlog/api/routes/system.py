@@ -1,7 +1,7 @@
 """Service routes: health, metrics, and what this service is."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -17,23 +17,38 @@ router = APIRouter(tags=["service"])
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
 async def health(services: ServicesDep) -> JSONResponse:
-    """Whether every part this process depends on answers; 503 when one does not."""
-    checks = await services.checks()
-    healthy = all(checks.values())
+    """Liveness: 503 when a part does not answer; 200, degraded, when the store refuses writes.
+
+    A restart cannot free a disk or Redis memory, so refused writes alone keep this 200; /ready
+    is what takes the process out of traffic.
+    """
+    parts = await services.checks()
+    writes = await services.write_checks()
+    status = liveness(parts, writes)
     answer = Health(
-        status="healthy" if healthy else "unhealthy",
+        status=status,
         instance=services.settings.instance,
         mode=services.settings.mode,
-        checks=checks,
+        checks=parts | writes,
         timestamp=datetime.now(UTC),
     )
-    return JSONResponse(answer.model_dump(mode="json"), status_code=200 if healthy else 503)
+    return JSONResponse(
+        answer.model_dump(mode="json"), status_code=503 if status == "unhealthy" else 200
+    )
+
+
+def liveness(
+    parts: dict[str, bool], writes: dict[str, bool]
+) -> Literal["healthy", "degraded", "unhealthy"]:
+    if not all(parts.values()):
+        return "unhealthy"
+    return "healthy" if all(writes.values()) else "degraded"
 
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(services: ServicesDep) -> JSONResponse:
     """Whether this process should get traffic: every check passes and the backlog has room."""
-    checks = await services.checks()
+    checks = await services.checks() | await services.write_checks()
     backlog = await services.queue.backlog()
     limit = services.settings.max_backlog
     answer = Readiness(
