@@ -66,3 +66,6 @@ users = Table(
     Column("token_version", Integer(), nullable=False, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# The largest id or counter an INTEGER column holds on every store (PostgreSQL's int4).
+MAX_ID = 2**31 - 1
