@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from fleetlog.auth.api_keys import ApiKey, KeyStore
 from fleetlog.auth.passwords import MAX_PASSWORD, MIN_PASSWORD, hash_password, verify_password
 from fleetlog.auth.principals import Role, Scope
+from fleetlog.auth.sessions import SessionStore
 from fleetlog.auth.users import User, UserStore
 from fleetlog.errors import InvalidPayload, Unauthorized
 from fleetlog.records import MAX_DEVICE_ID
@@ -88,6 +89,7 @@ class Credentials:
     def __init__(self, engine: AsyncEngine) -> None:
         self.keys = KeyStore(engine)
         self.users = UserStore(engine)
+        self.sessions = SessionStore(engine)
 
     async def create_key(self, request: KeyRequest) -> tuple[ApiKey, str]:
         request.check()
