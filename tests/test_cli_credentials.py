@@ -75,6 +75,22 @@ def test_keys_create_list_revoke(tmp_path):
     assert not active(tmp_path / "data", key)
 
 
+def test_keys_revoke_names_exactly_one_key(tmp_path):
+    data = str(tmp_path / "data")
+    secrets = {}
+    for name in ("admin", "1", "other"):
+        made = fleetlog("keys", "--data-dir", data, "create", "--name", name, "--scope", "admin")
+        assert made.exit_code == 0, made.output
+        secrets[name] = made.stdout.split()[-1]
+    assert "revoked key 2 1" in fleetlog("keys", "--data-dir", data, "revoke", "1").output
+    assert "revoked key 3 other" in fleetlog("keys", "--data-dir", data, "revoke", "id:3").output
+    still = {name: active(tmp_path / "data", secret) for name, secret in secrets.items()}
+    assert still == {"admin": True, "1": False, "other": False}
+    refused = fleetlog("keys", "--data-dir", data, "revoke", "id:x")
+    assert refused.exit_code == 1
+    assert "id: is followed by a key id" in refused.output
+
+
 def test_keys_create_refuses_a_bad_request(tmp_path):
     made = fleetlog(
         "keys",

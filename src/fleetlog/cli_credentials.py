@@ -103,9 +103,11 @@ def list_keys() -> None:
 
 
 @keys_app.command("revoke")
-def revoke_key(key: Annotated[str, typer.Argument(help="The key's name or id")]) -> None:
-    """Revoke a key; API processes refuse it within FLEETLOG_AUTH_CACHE_TTL."""
-    revoked = with_credentials(lambda credentials: credentials.keys.revoke(key))
+def revoke_key(
+    key: Annotated[str, typer.Argument(help="The key's name, or id:<id> (id:7); 7 is a name")],
+) -> None:
+    """Revoke one key; API processes refuse it within FLEETLOG_AUTH_CACHE_TTL."""
+    revoked = with_credentials(lambda credentials: credentials.revoke_key(key))
     stderr.print(f"revoked key {revoked.id} [bold]{revoked.name}[/]")
 
 

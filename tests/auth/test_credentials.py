@@ -5,7 +5,7 @@ import hashlib
 import pytest
 from sqlalchemy import select
 
-from fleetlog.auth.credentials import KeyRequest
+from fleetlog.auth.credentials import KeyRequest, key_reference
 from fleetlog.auth.principals import Role, Scope
 from fleetlog.errors import Conflict, InvalidPayload, NotFound, Unauthorized
 from fleetlog.store.tables import api_keys, users
@@ -32,13 +32,47 @@ class TestKeys:
     async def test_a_key_is_found_by_its_secret_until_revoked(self, store):
         key, secret = await store.create_key(KeyRequest("cams", Scope.INGEST))
         assert (await store.keys.active(secret)) == key
-        await store.keys.revoke(str(key.id))
+        await store.keys.revoke(key.id)
         assert await store.keys.active(secret) is None
         assert await store.exist()
 
     async def test_revoking_an_unknown_key_is_not_found(self, store):
         with pytest.raises(NotFound):
             await store.keys.revoke("nobody")
+        with pytest.raises(NotFound):
+            await store.revoke_key("id:99")
+
+    async def revoked(self, store) -> dict[str, bool]:
+        return {key.name: key.revoked_at is not None for key in await store.keys.list()}
+
+    async def test_a_name_of_digits_names_that_key_never_an_id(self, store):
+        admin, _ = await store.create_key(KeyRequest("admin", Scope.ADMIN))
+        await store.create_key(KeyRequest(str(admin.id), Scope.READ))
+        revoked = await store.revoke_key(str(admin.id))
+        assert revoked.name == str(admin.id)
+        assert await self.revoked(store) == {"admin": False, str(admin.id): True}
+
+    async def test_the_id_prefix_names_a_key_by_its_id(self, store):
+        cams, _ = await store.create_key(KeyRequest("cams", Scope.INGEST))
+        await store.create_key(KeyRequest(str(cams.id), Scope.READ))
+        assert (await store.revoke_key(f"id:{cams.id}")).name == "cams"
+        assert await self.revoked(store) == {"cams": True, str(cams.id): False}
+
+    @pytest.mark.parametrize(
+        ("reference", "meant"),
+        [("id:7", 7), ("id:2147483647", 2**31 - 1), ("7", "7"), ("cams", "cams"), ("²", "²")],
+    )
+    def test_references(self, reference, meant):
+        assert key_reference(reference) == meant
+
+    @pytest.mark.parametrize(
+        "reference", ["id:", "id:x", "id:²", "id:١", "id:0", "id:07", "id:-1", "id:2147483648"]
+    )
+    def test_a_bad_id_is_refused_naming_the_rule(self, reference):
+        with pytest.raises(InvalidPayload) as refused:
+            key_reference(reference)
+        assert refused.value.detail[0]["field"] == "name"
+        assert refused.value.detail[0]["rule"] == "key_id"
 
     async def test_names_are_unique(self, store):
         await store.create_key(KeyRequest("cams", Scope.INGEST))

@@ -110,20 +110,19 @@ class KeyStore:
             rows = (await conn.execute(select(api_keys).order_by(api_keys.c.id))).mappings()
             return [ApiKey.from_row(row) for row in rows]
 
-    async def revoke(self, name_or_id: str) -> ApiKey:
-        """Revoke a key by name or id; revoking a revoked key changes nothing."""
-        match = api_keys.c.name == name_or_id
-        if name_or_id.isdigit():
-            match = match | (api_keys.c.id == int(name_or_id))
+    async def revoke(self, key: int | str) -> ApiKey:
+        """Revoke one key: by id given an int, by name given a str; a revoked key stays so."""
+        match = api_keys.c.id == key if isinstance(key, int) else api_keys.c.name == key
         revoked_at = func.coalesce(api_keys.c.revoked_at, datetime.now(UTC))
         async with connected(self.engine, transaction=True) as conn:
             result = await conn.execute(
                 update(api_keys).where(match).values(revoked_at=revoked_at).returning(api_keys)
             )
-            rows = result.mappings().all()
-        if not rows:
-            raise NotFound(f"no key named or numbered {name_or_id!r}")
-        return ApiKey.from_row(rows[0])
+            row = result.mappings().one_or_none()
+        if row is None:
+            what = f"numbered {key}" if isinstance(key, int) else f"named {key!r}"
+            raise NotFound(f"no key {what}")
+        return ApiKey.from_row(row)
 
     async def active(self, secret: str) -> ApiKey | None:
         """The unrevoked key whose secret this is, if any."""

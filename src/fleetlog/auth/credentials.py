@@ -9,12 +9,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from fleetlog.auth.api_keys import ApiKey, KeyStore
 from fleetlog.auth.passwords import MAX_PASSWORD, MIN_PASSWORD, hash_password, verify_password
 from fleetlog.auth.principals import Role, Scope
+from fleetlog.auth.sessions import SessionStore
 from fleetlog.auth.users import User, UserStore
 from fleetlog.errors import InvalidPayload, Unauthorized
 from fleetlog.records import MAX_DEVICE_ID
+from fleetlog.store.tables import MAX_ID
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
 NAME = re.compile(NAME_PATTERN)
+# Names never hold a ":", so `id:7` can only mean the key with id 7.
+KEY_ID_PREFIX = "id:"
+KEY_ID = re.compile(r"[1-9][0-9]{0,9}")
 MIN_RATE = 0.001
 MAX_RATE = 1_000_000.0
 MAX_BURST = 1_000_000
@@ -29,6 +34,17 @@ def check_name(name: str) -> None:
         raise invalid(
             "name", "pattern", "a name is 1..64 letters, digits and . _ @ -, starting alnum"
         )
+
+
+def key_reference(reference: str) -> int | str:
+    """`id:7` names the key with id 7; anything else is a name, even all digits."""
+    if not reference.startswith(KEY_ID_PREFIX):
+        return reference
+    digits = reference.removeprefix(KEY_ID_PREFIX)
+    if KEY_ID.fullmatch(digits) is None or int(digits) > MAX_ID:
+        message = f"{KEY_ID_PREFIX} is followed by a key id, 1..{MAX_ID}"
+        raise invalid("name", "key_id", message)
+    return int(digits)
 
 
 def check_password(password: str) -> None:
@@ -73,6 +89,7 @@ class Credentials:
     def __init__(self, engine: AsyncEngine) -> None:
         self.keys = KeyStore(engine)
         self.users = UserStore(engine)
+        self.sessions = SessionStore(engine)
 
     async def create_key(self, request: KeyRequest) -> tuple[ApiKey, str]:
         request.check()
@@ -84,6 +101,10 @@ class Credentials:
             rate=rate,
             burst=burst,
         )
+
+    async def revoke_key(self, reference: str) -> ApiKey:
+        """Revoke the one key `reference` names: `id:<id>`, or its name."""
+        return await self.keys.revoke(key_reference(reference))
 
     async def create_user(self, name: str, *, role: Role, password: str) -> User:
         check_name(name)

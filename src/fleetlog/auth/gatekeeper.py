@@ -1,7 +1,8 @@
 """The Gatekeeper: who is asking (key, token or nobody), may they, and are they within their rate.
 
 Verified credentials are cached in-process for `auth_cache_ttl`, so the hot path costs a dict
-lookup; a revoked key, a deleted user or a changed password takes effect within that bound.
+lookup; a revoked key, a deleted user, a changed password or an ended session takes effect
+within that bound.
 """
 
 import asyncio
@@ -111,7 +112,7 @@ class Gatekeeper:
             claims = self.tokens.verify(credential, kind="access")
         except Unauthorized:
             return None, expires
-        user = await self.credentials.users.by_id(claims.user_id)
+        user = await self.credentials.sessions.holder(claims.session, claims.user_id)
         if user is None or user.token_version != claims.token_version:
             return None, expires
         # Never trust a token past its own expiry, whatever the cache's bound.
@@ -154,15 +155,35 @@ class Gatekeeper:
             )
 
     async def sign_in(self, name: str, password: str) -> TokenPair:
-        return self.tokens.issue(await self.credentials.sign_in(name, password))
+        """Tokens of a new session of the user with this name and password."""
+        user = await self.credentials.sign_in(name, password)
+        session = await self.credentials.sessions.open(user.id, until=self.tokens.session_end())
+        return self.tokens.issue(user, session=session, generation=0)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
-        """New tokens for a valid refresh token of a user whose password has not changed since."""
+        """The next tokens of a live session, for its current refresh token (used up by this).
+
+        A refresh token presented again ends its session: every token issued from it is
+        refused, by this process at once and by the others within the cache bound.
+        """
         claims = self.tokens.verify(refresh_token, kind="refresh")
-        user = await self.credentials.users.by_id(claims.user_id)
+        sessions = self.credentials.sessions
+        user = await sessions.holder(claims.session, claims.user_id)
         if user is None or user.token_version != claims.token_version:
             raise Unauthorized("the refresh token is no longer valid", invalid=True)
-        return self.tokens.issue(user)
+        generation = await sessions.rotate(
+            claims.session,
+            user_id=user.id,
+            generation=claims.generation,
+            until=self.tokens.session_end(),
+        )
+        if generation is None:
+            # The session has ended: its access tokens cached here must go now, not at expiry.
+            self.forget()
+            raise Unauthorized(
+                "the refresh token was used before: its sign-in has ended", invalid=True
+            )
+        return self.tokens.issue(user, session=claims.session, generation=generation)
 
     def forget(self) -> None:
         """Credentials changed through this process: stop trusting what was cached, at once."""

@@ -1,20 +1,25 @@
 """JWTs for people: a short-lived access token and a longer refresh token, signed HS256."""
 
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import jwt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from fleetlog.auth.users import User
 from fleetlog.errors import Unauthorized
+from fleetlog.store.tables import MAX_ID
 
 ALGORITHM = "HS256"
 ISSUER = "fleetlog"
 SECRET_BYTES = 48
+# ASCII digits only: str.isdigit() also takes "²" and "١", and int() reads the latter.
+USER_ID = re.compile(r"[1-9][0-9]{0,9}")
 
 TokenKind = Literal["access", "refresh"]
 
@@ -49,11 +54,31 @@ class TokenPair:
     expires_in: int
 
 
-@dataclass(frozen=True, slots=True)
-class Claims:
-    user_id: int
-    token_version: int
-    expires_at: float
+def user_id_of(subject: object) -> int:
+    """The user id a token's `sub` names: a string of ASCII digits, nothing else."""
+    if not isinstance(subject, str) or USER_ID.fullmatch(subject) is None:
+        raise ValueError("sub is not a user id")
+    return int(subject)
+
+
+Counter = Annotated[int, Field(ge=0, le=MAX_ID)]
+
+
+class Claims(BaseModel):
+    """The claims fleetlog reads from a token it signed, each held to its type and range.
+
+    A correctly signed token may still carry anything (a leaked secret, an older version):
+    whatever does not fit is refused here, before it reaches a query.
+    """
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+    user_id: Annotated[int, BeforeValidator(user_id_of), Field(ge=1, le=MAX_ID, alias="sub")]
+    kind: Annotated[TokenKind, Field(alias="typ")]
+    token_version: Annotated[Counter, Field(alias="ver")]
+    session: Annotated[str, Field(min_length=1, max_length=32, alias="sid")]
+    generation: Annotated[Counter, Field(alias="gen")]
+    expires_at: Annotated[float, Field(alias="exp")]
 
 
 class TokenIssuer:
@@ -64,45 +89,53 @@ class TokenIssuer:
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
 
-    def issue(self, user: User) -> TokenPair:
+    def session_end(self) -> datetime:
+        """Until when a session issuing tokens now must live: past the last one's expiry."""
+        return datetime.now(UTC) + max(self.access_ttl, self.refresh_ttl)
+
+    def issue(self, user: User, *, session: str, generation: int) -> TokenPair:
+        """Both tokens of `generation` of a session; only the refresh token moves it on."""
         now = datetime.now(UTC)
+        family: dict[str, str | int] = {"sid": session, "gen": generation}
         return TokenPair(
-            access_token=self._sign(user, "access", now, self.access_ttl),
-            refresh_token=self._sign(user, "refresh", now, self.refresh_ttl),
+            access_token=self._sign(user, "access", expires=now + self.access_ttl, family=family),
+            refresh_token=self._sign(
+                user, "refresh", expires=now + self.refresh_ttl, family=family
+            ),
             expires_in=int(self.access_ttl.total_seconds()),
         )
 
     def verify(self, token: str, *, kind: TokenKind) -> Claims:
         try:
-            claims = jwt.decode(
+            payload = jwt.decode(
                 token,
                 self._secret,
                 algorithms=[ALGORITHM],
                 issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "typ", "ver"]},
+                options={"require": ["exp", "iat", "sub", "typ", "ver", "sid", "gen"]},
             )
+            claims = Claims.model_validate(payload)
         except jwt.ExpiredSignatureError:
             raise Unauthorized("the token has expired", invalid=True) from None
-        except jwt.InvalidTokenError:
+        except (jwt.InvalidTokenError, ValidationError):
             raise Unauthorized("the token is not valid", invalid=True) from None
-        if claims["typ"] != kind or not str(claims["sub"]).isdigit():
+        if claims.kind != kind:
             raise Unauthorized(f"expected a {kind} token", invalid=True)
-        return Claims(
-            user_id=int(claims["sub"]),
-            token_version=int(claims["ver"]),
-            expires_at=float(claims["exp"]),
-        )
+        return claims
 
-    def _sign(self, user: User, kind: TokenKind, now: datetime, ttl: timedelta) -> str:
+    def _sign(
+        self, user: User, kind: TokenKind, *, expires: datetime, family: dict[str, str | int]
+    ) -> str:
         payload = {
+            **family,
             "iss": ISSUER,
             "sub": str(user.id),
             "name": user.name,
             "role": user.role.value,
             "typ": kind,
             "ver": user.token_version,
-            "iat": now,
-            "exp": now + ttl,
+            "iat": datetime.now(UTC),
+            "exp": expires,
             "jti": secrets.token_urlsafe(8),
         }
         return jwt.encode(payload, self._secret, algorithm=ALGORITHM)

@@ -12,7 +12,7 @@ from fleetlog.auth.principals import ROLE_GRANTS, Principal, Role
 from fleetlog.errors import Conflict, NotFound
 from fleetlog.store.engine import connected
 from fleetlog.store.logs import as_utc
-from fleetlog.store.tables import users
+from fleetlog.store.tables import sessions, users
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +71,6 @@ class UserStore:
             row = (await conn.execute(query)).mappings().first()
         return None if row is None else (User.from_row(row), row["password_hash"])
 
-    async def by_id(self, user_id: int) -> User | None:
-        async with connected(self.engine) as conn:
-            row = (await conn.execute(select(users).where(users.c.id == user_id))).mappings()
-            found = row.first()
-        return None if found is None else User.from_row(found)
-
     async def set_password(self, name: str, *, password_hash: str) -> User:
         """Change the password and invalidate every token issued before."""
         statement = (
@@ -92,9 +86,17 @@ class UserStore:
         return User.from_row(row)
 
     async def delete(self, name: str) -> None:
+        """Delete the user and end their sign-ins.
+
+        Their tokens name them by id, which SQLite may give to the next user created: without
+        their sessions, those tokens can never stand for that user.
+        """
+        statement = delete(users).where(users.c.name == name).returning(users.c.id)
         async with connected(self.engine, transaction=True) as conn:
-            result = await conn.execute(delete(users).where(users.c.name == name))
-        if result.rowcount == 0:
+            user_id = (await conn.execute(statement)).scalar_one_or_none()
+            if user_id is not None:
+                await conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
+        if user_id is None:
             raise NotFound(f"no user named {name!r}")
 
     async def count(self) -> int:

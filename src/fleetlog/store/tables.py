@@ -66,3 +66,23 @@ users = Table(
     Column("token_version", Integer(), nullable=False, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# The largest id or counter an INTEGER column holds on every store (PostgreSQL's int4).
+MAX_ID = 2**31 - 1
+
+# One row per sign-in: the family of every token issued from it. Tokens carry the row's random
+# id and its generation; a refresh moves `generation` on, so each refresh token works once, and
+# presenting a used one again ends the family (`revoked_at`). A row outlives the last token
+# issued from it, then goes at the next sign-in.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", Integer(), nullable=False),
+    Column("generation", Integer(), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Index("ix_sessions_user_id", "user_id"),
+    Index("ix_sessions_expires_at", "expires_at"),
+)

@@ -29,7 +29,12 @@ router = APIRouter(
 
 KeyName = Annotated[
     str,
-    Path(min_length=1, max_length=64, description="The key's name or id"),
+    Path(
+        min_length=1,
+        max_length=64,
+        description="The key's name, or `id:` and its id (`id:7`); `7` is the key named 7",
+        examples=["cameras", "id:7"],
+    ),
     AfterValidator(reject_nul),
 ]
 UserName = Annotated[str, Path(min_length=1, max_length=64), AfterValidator(reject_nul)]
@@ -52,8 +57,11 @@ async def create_key(body: KeyIn, gatekeeper: GatekeeperDep) -> CreatedKeyOut:
 
 @router.delete("/api/keys/{name}", response_model=KeyOut)
 async def revoke_key(name: KeyName, gatekeeper: GatekeeperDep) -> KeyOut:
-    """Revoke a key: refused here at once, by every other API process within the cache bound."""
-    key = await gatekeeper.credentials.keys.revoke(name)
+    """Revoke one key, named by its name or as `id:<id>`; the answer is that key.
+
+    It is refused here at once, and by every other API process within the cache bound.
+    """
+    key = await gatekeeper.credentials.revoke_key(name)
     gatekeeper.forget()
     return KeyOut.of(key)
 

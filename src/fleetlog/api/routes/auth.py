@@ -19,7 +19,7 @@ router = APIRouter(tags=["auth"])
 
 TOKEN_RESPONSES = documented(
     {
-        401: "Wrong user name or password, or a refresh token no longer valid",
+        401: "Wrong user name or password, or a refresh token used before or no longer valid",
         422: "A form field is missing or breaks its rule",
         429: "Too many sign-in attempts from this address; retry after Retry-After seconds",
     }
@@ -35,7 +35,11 @@ TOKEN_RESPONSES = documented(
 async def token(
     form: Annotated[TokenForm, Form()], gatekeeper: GatekeeperDep, response: Response
 ) -> TokenOut:
-    """Trade a user name and password (or a refresh token) for an access and a refresh token."""
+    """Trade a user name and password (or a refresh token) for an access and a refresh token.
+
+    A refresh token works once: the answer holds the next pair. Using one again ends the
+    sign-in it came from, refusing every token of that sign-in; sign in again then.
+    """
     response.headers["Cache-Control"] = "no-store"
     if form.grant_type == "refresh_token":
         pair = await gatekeeper.refresh(form.refresh_token)
