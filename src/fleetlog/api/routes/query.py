@@ -15,7 +15,8 @@ router = APIRouter(
 )
 
 
-@router.get("/api/logs/{device_id}", response_model=LogsPage)
+# `path`: a device id may hold "/" (ingest accepts it), sent as %2F or as is.
+@router.get("/api/logs/{device_id:path}", response_model=LogsPage)
 async def device_logs(
     device_id: Annotated[
         str, Path(min_length=1, max_length=MAX_DEVICE_ID), AfterValidator(reject_nul)
