@@ -1,15 +1,26 @@
-"""The query cache in Redis: answers keyed by the device's version, so new logs retire them.
+"""The query cache in Redis: answers tagged with what the worker bumps, so stale ones retire.
 
-The worker INCRs a device's version key right after it committed that device's logs. An answer
-is cached under the version that was current before the database was read, and only while that
-version is still current; a reader always looks under the current version. So once the
-worker's INCR has run, no cached answer can hide a stored log: the bound on staleness is the
-time between the worker's COMMIT and its INCR, one Redis round trip.
+The worker INCRs a device's version key right after it committed that device's logs, and the
+retention generation right after retention dropped logs; both keys live in the pipeline's
+Redis, which never evicts. An answer is cached under its own key, tagged with the generation
+and version read before the database was, and served only while that tag is still the current
+one. So once the worker's INCR has run, no cached answer hides a stored log or shows a dropped
+one: the bound on staleness is the time between the worker's COMMIT (or DROP) and its INCR,
+one Redis round trip.
+
+Answers are kept in the cache Redis (FLEETLOG_CACHE_REDIS_URL) if there is one, which may
+evict as it likes (e.g. allkeys-lru). Else they share the pipeline's `noeviction` Redis with
+the streams, and are bounded so that reads never make ingest fail: none is kept while that
+Redis is past MEMORY_SHARE of its maxmemory, and the answers kept in the current and previous
+TTL windows (the only ones still alive) add up to at most `max_bytes`. Either way no answer
+over `max_answer_bytes` is kept.
 
 A cache that fails is a miss (counted in /metrics), never an error for the client.
 """
 
+import asyncio
 import logging
+import time
 from datetime import timedelta
 from typing import cast
 
@@ -21,64 +32,94 @@ from fleetlog.metrics import CACHE_REQUESTS
 
 log = logging.getLogger(__name__)
 
-# KEYS: version, answers. ARGV: limit. Returns {version, answer or false}.
-READ_DEVICE = """
-local version = redis.call('GET', KEYS[1]) or '0'
-return {version, redis.call('HGET', KEYS[2], version .. ':' .. ARGV[1])}
-"""
+MEMORY_SHARE = 0.5
+MEMORY_CHECK_S = 1.0
 
-# KEYS: version, answers. ARGV: version read before the query, limit, answer, ttl seconds.
-# Answers of older versions are dropped with the hash, so it holds one version's answers.
-WRITE_DEVICE = """
-if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then
+# KEYS: this window's byte count, the previous window's. ARGV: bytes, max bytes, ttl seconds.
+# Returns 1 if the bytes fit (and counts them), 0 if not.
+RESERVE = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+used = used + tonumber(redis.call('GET', KEYS[2]) or '0')
+if used + tonumber(ARGV[1]) > tonumber(ARGV[2]) then
   return 0
 end
-if redis.call('HGET', KEYS[2], 'version') ~= ARGV[1] then
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[2], 'version', ARGV[1])
-end
-redis.call('HSET', KEYS[2], ARGV[1] .. ':' .. ARGV[2], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
 
 class QueryCache:
+    """Cached answers of GET /api/logs/<device> (per cached limit) and of GET /api/stats.
+
+    Args:
+        counters: the pipeline's Redis, where the worker bumps versions and the generation.
+        answers: the cache Redis; None to keep answers in `counters`, within the bounds.
+        keys: the key schema.
+        answers_ttl, stats_ttl: how long answers are kept.
+        max_answer_bytes: larger answers are not kept.
+        max_bytes: what answers kept in the pipeline's Redis may add up to.
+    """
+
     def __init__(
-        self, client: Redis, keys: Keys, *, answers_ttl: timedelta, stats_ttl: timedelta
+        self,
+        counters: Redis,
+        answers: Redis | None,
+        keys: Keys,
+        *,
+        answers_ttl: timedelta,
+        stats_ttl: timedelta,
+        max_answer_bytes: int,
+        max_bytes: int,
     ) -> None:
-        self.client = client
+        self.counters = counters
+        self.answers = answers or counters
+        self.shared = answers is None
         self.keys = keys
         self.answers_ttl = max(1, int(answers_ttl.total_seconds()))
         self.stats_ttl = max(1, int(stats_ttl.total_seconds()))
-        self._read_device = client.register_script(READ_DEVICE)
-        self._write_device = client.register_script(WRITE_DEVICE)
+        self.max_answer_bytes = max_answer_bytes
+        self.max_bytes = max_bytes
+        self._reserve = self.answers.register_script(RESERVE)
+        self._memory_checked = -MEMORY_CHECK_S
+        self._memory_full = False
+
+    def keeps(self, size: int) -> bool:
+        """Whether an answer of `size` bytes may be kept at all."""
+        return size <= self.max_answer_bytes
 
     async def device_logs(self, device_id: str, limit: int) -> tuple[bytes, bytes | None]:
-        """The device's current version, and the answer cached under it for `limit`, if any."""
-        keys = [self.keys.cache_version(device_id), self.keys.cache_answers(device_id)]
+        """The tag of the device's current answers, and its answer cached for `limit`, if any."""
         try:
-            version, answer = await self._read_device(keys=keys, args=[limit])
+            tag, entry = await asyncio.gather(
+                self._tag(device_id), self.answers.get(self.keys.cache_answer(device_id, limit))
+            )
         except RedisError as exc:
             self._failed("logs", exc)
             return b"", None
-        CACHE_REQUESTS.labels("logs", "hit" if answer else "miss").inc()
-        return version, answer or None
+        stored_tag, _, answer = cast(bytes, entry or b"").partition(b"\n")
+        hit = bool(answer) and stored_tag == tag
+        CACHE_REQUESTS.labels("logs", "hit" if hit else "miss").inc()
+        return tag, answer if hit else None
 
     async def keep_device_logs(
-        self, device_id: str, limit: int, *, version: bytes, answer: bytes
+        self, device_id: str, limit: int, *, tag: bytes, answer: bytes
     ) -> None:
-        if not version:
+        """Keep `answer`, read from the database after `tag` was: bounded, see the module."""
+        if not tag or not self.keeps(len(answer)):
             return
-        keys = [self.keys.cache_version(device_id), self.keys.cache_answers(device_id)]
         try:
-            await self._write_device(keys=keys, args=[version, limit, answer, self.answers_ttl])
+            if self.shared and not await self._room_for(len(answer)):
+                return
+            await self.answers.set(
+                self.keys.cache_answer(device_id, limit), tag + b"\n" + answer, ex=self.answers_ttl
+            )
         except RedisError as exc:
             self._failed("logs", exc)
 
     async def stats(self) -> bytes | None:
         try:
-            answer = cast(bytes | None, await self.client.get(self.keys.cache_stats()))
+            answer = cast(bytes | None, await self.answers.get(self.keys.cache_stats()))
         except RedisError as exc:
             self._failed("stats", exc)
             return None
@@ -87,9 +128,33 @@ class QueryCache:
 
     async def keep_stats(self, answer: bytes) -> None:
         try:
-            await self.client.set(self.keys.cache_stats(), answer, ex=self.stats_ttl)
+            if self.shared and not await self._room_for(len(answer)):
+                return
+            await self.answers.set(self.keys.cache_stats(), answer, ex=self.stats_ttl)
         except RedisError as exc:
             self._failed("stats", exc)
+
+    async def _tag(self, device_id: str) -> bytes:
+        """`<generation>.<version>`: what cached answers of the device must be tagged with."""
+        async with self.counters.pipeline(transaction=False) as pipe:
+            pipe.get(self.keys.cache_generation())
+            pipe.get(self.keys.cache_version(device_id))
+            generation, version = await pipe.execute()
+        return (generation or b"0") + b"." + (version or b"0")
+
+    async def _room_for(self, size: int) -> bool:
+        """Whether the pipeline's Redis has room for `size` more bytes of answers; counts them."""
+        if time.monotonic() - self._memory_checked >= MEMORY_CHECK_S:
+            memory = await self.answers.info("memory")
+            limit = int(memory.get("maxmemory", 0))
+            self._memory_full = limit > 0 and memory["used_memory"] > limit * MEMORY_SHARE
+            self._memory_checked = time.monotonic()
+        if self._memory_full:
+            return False
+        window = int(time.time()) // self.answers_ttl
+        keys = [self.keys.cache_bytes(window), self.keys.cache_bytes(window - 1)]
+        args = [size, self.max_bytes, 2 * self.answers_ttl]
+        return bool(await self._reserve(keys=keys, args=args))
 
     def _failed(self, cache: str, exc: RedisError) -> None:
         CACHE_REQUESTS.labels(cache, "error").inc()

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     max_inflight_body_bytes: PositiveInt = 128 * 1024 * 1024
     stats_cache_ttl: Duration = timedelta(seconds=60)
     query_cache_ttl: Duration = timedelta(minutes=5)
+    # Reads (docs/security.md): one answer's bytes, then a cursor; what the query cache keeps.
+    max_response_bytes: Annotated[int, Field(ge=64 * 1024)] = 8 * 1024 * 1024
+    query_cache_max_answer_bytes: PositiveInt = 1024 * 1024
+    query_cache_max_bytes: PositiveInt = 64 * 1024 * 1024
+    cache_redis_url: str | None = None
 
     commit_max_rows: PositiveInt = 5_000
     max_backlog: PositiveInt = 200_000

@@ -42,6 +42,13 @@ class UnsupportedTransferCoding(MalformedBody):
     code = "unsupported_transfer_coding"
 
 
+class InvalidParameter(FleetlogError):
+    """A query parameter fleetlog cannot use; `detail` names it and the rule it broke."""
+
+    status = 400
+    code = "invalid_parameter"
+
+
 class PayloadTooLarge(FleetlogError):
     status = 413
     code = "payload_too_large"

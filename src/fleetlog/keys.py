@@ -13,8 +13,12 @@ counters together stay valid on a Redis Cluster. With the default namespace `fle
 |                              |         | `n`, `b` (the original entry); never trimmed            |
 | `fleetlog:{d:<dev>}:ver`     | string  | the device's version: INCR after its logs were committed|
 |                              |         | (see `cache.py`)                                        |
-| `fleetlog:{d:<dev>}:answers` | hash    | cached answers of GET /api/logs/<dev>, field            |
-|                              |         | `<version>:<limit>`; only the current version's, TTL    |
+| `fleetlog:cache:gen`         | string  | the retention generation: INCR after retention dropped  |
+|                              |         | logs                                                    |
+| `fleetlog:{d:<dev>}:ans:<n>` | string  | the cached first page of GET /api/logs/<dev> for limit  |
+|                              |         | n, `<gen>.<version>\n<page>`; TTL. In the cache Redis   |
+|                              |         | when there is one, as are the two keys below            |
+| `fleetlog:{cache}:bytes:<w>` | string  | bytes of answers kept in TTL window w (shared Redis)    |
 | `fleetlog:cache:stats`       | string  | the cached answer of GET /api/stats, with its TTL       |
 | `fleetlog:rl:<subject>`      | string  | GCRA rate-limit state of `key:<id>`, `user:<id>` or     |
 |                              |         | `address:<ip>`: its TAT in µs; expires when idle        |
@@ -44,8 +48,14 @@ class Keys:
     def cache_version(self, device_id: str) -> str:
         return f"{self.namespace}:{{d:{device_id}}}:ver"
 
-    def cache_answers(self, device_id: str) -> str:
-        return f"{self.namespace}:{{d:{device_id}}}:answers"
+    def cache_generation(self) -> str:
+        return f"{self.namespace}:cache:gen"
+
+    def cache_answer(self, device_id: str, limit: int) -> str:
+        return f"{self.namespace}:{{d:{device_id}}}:ans:{limit}"
+
+    def cache_bytes(self, window: int) -> str:
+        return f"{self.namespace}:{{cache}}:bytes:{window}"
 
     def cache_stats(self) -> str:
         return f"{self.namespace}:cache:stats"

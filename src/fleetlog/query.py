@@ -1,49 +1,229 @@
-"""Queries: a device's newest logs, and the counts behind /api/stats (cached for a stated time).
+"""Queries: a device's newest logs a page at a time, and the counts behind /api/stats.
+
+A page ends at `limit` logs or before `max_response_bytes`, whichever comes first (it always
+holds one log); `next_cursor` then says where the next page begins. Each log is rendered to
+JSON once, with its `log_data` spliced in as the store's text, never parsed; the answer goes
+out as those pieces. A read holds about twice its answer: the rows as read, and as rendered.
 
 Embedded, answers come from SQLite (read-your-writes) and stats from a per-process cache. In
-Redis mode both are cached in Redis, where the worker's version bumps retire stale answers
-(see `cache.py`).
+Redis mode both are cached in Redis (see `cache.py`): a device's first page for each of
+CACHED_LIMITS, sliced for the limits up to it. Pages after a cursor are not cached.
 """
 
 import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from pydantic import TypeAdapter
+import orjson
 
 from fleetlog.cache import QueryCache
-from fleetlog.records import LogOut, LogsPage, Stats
-from fleetlog.store.logs import LogStore
+from fleetlog.errors import InvalidParameter
+from fleetlog.records import EPOCH, MICROSECOND, Stats, epoch_us
+from fleetlog.store.logs import LogStore, Position, StoredLog
 
-LOG_LIST = TypeAdapter(list[LogOut])
+CACHED_LIMITS = (10, 100, 250, 500, 1000)
+# What the answer holds besides its logs: {"total":…,"source":…,"data":[…],"next_cursor":…}.
+ENVELOPE_BYTES = 160
+CHUNK_BYTES = 64 * 1024
+# Cursors are not secrets (they say where a page ended); the digest refuses edited ones and
+# those of another device's logs.
+CURSOR_KEY = b"fleetlog-cursor-1"
+CURSOR_DIGEST = 8
+
+
+def cached_limit(limit: int) -> int:
+    """The smallest cached limit that covers `limit`."""
+    return next(cached for cached in CACHED_LIMITS if cached >= limit)
+
+
+def cursor_digest(device_id: str, position: bytes) -> bytes:
+    message = device_id.encode() + b"\x00" + position
+    return hashlib.blake2b(message, key=CURSOR_KEY, digest_size=CURSOR_DIGEST).digest()
+
+
+def encode_cursor(device_id: str, position: Position) -> str:
+    raw = b"%d.%d" % (epoch_us(position.created_at), position.id)
+    token = base64.urlsafe_b64encode(raw + cursor_digest(device_id, raw))
+    return token.rstrip(b"=").decode()
+
+
+def decode_cursor(device_id: str, cursor: str) -> Position:
+    """The position `encode_cursor` wrote for this device; a 400 naming `cursor` otherwise."""
+    try:
+        token = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        raw, digest = token[:-CURSOR_DIGEST], token[-CURSOR_DIGEST:]
+        if not hmac.compare_digest(digest, cursor_digest(device_id, raw)):
+            raise ValueError("digest")
+        created_us, log_id = (int(part) for part in raw.split(b"."))
+        return Position(EPOCH + created_us * MICROSECOND, log_id)
+    except (ValueError, binascii.Error, OverflowError):
+        problem = {
+            "field": "cursor",
+            "rule": "cursor_invalid",
+            "message": "must be a next_cursor this device's logs answered with",
+        }
+        raise InvalidParameter("the cursor is not one of this device's", detail=[problem]) from None
+
+
+def render_log(log: StoredLog) -> bytes:
+    """One log as the API answers it, its `log_data` the stored JSON text."""
+    head = orjson.dumps(
+        {
+            "id": log.id,
+            "device_id": log.device_id,
+            "log_level": log.log_level,
+            "message": log.message,
+        }
+    )
+    times = orjson.dumps(
+        {"created_at": log.created_at, "received_at": log.received_at}, option=orjson.OPT_UTC_Z
+    )
+    return b'%b,"log_data":%b,%b' % (head[:-1], log.log_data.encode(), times[1:])
+
+
+@dataclass(slots=True)
+class Page:
+    """Rendered logs of one device, newest first; `more` when older ones may follow."""
+
+    device_id: str
+    rows: list[bytes] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)
+    more: bool = False
+    source: str = "database"
+
+    @property
+    def size(self) -> int:
+        return sum(len(row) + 1 for row in self.rows)
+
+    def first(self, limit: int, *, source: str) -> "Page":
+        more = self.more or len(self.rows) > limit
+        return Page(self.device_id, self.rows[:limit], self.positions[:limit], more, source)
+
+    def envelope(self) -> tuple[bytes, bytes]:
+        """What comes before the rows of the answer, and after them."""
+        head = b'{"total":%d,"source":"%b","data":[' % (len(self.rows), self.source.encode())
+        tail = b"]"
+        if self.more and self.positions:
+            cursor = encode_cursor(self.device_id, self.positions[-1])
+            tail += b',"next_cursor":"%b"' % cursor.encode()
+        return head, tail + b"}"
+
+    def answer_bytes(self) -> int:
+        head, tail = self.envelope()
+        return len(head) + self.size - bool(self.rows) + len(tail)
+
+    def chunks(self) -> Iterator[bytes]:
+        """The answer, `{total, source, data[, next_cursor]}`, in pieces of about CHUNK_BYTES;
+        the rows are let go of as they are sent."""
+        head, tail = self.envelope()
+        pending, pending_bytes = [head], 0
+        rows, self.rows = self.rows[::-1], []
+        separator = b""
+        while rows:
+            row = rows.pop()
+            if len(row) >= CHUNK_BYTES:
+                # A large row goes out as it is, never copied into a chunk.
+                yield b"".join((*pending, separator))
+                yield row
+                pending, pending_bytes = [], 0
+            else:
+                pending += (separator, row)
+                pending_bytes += len(row)
+            separator = b","
+            if pending_bytes >= CHUNK_BYTES:
+                yield b"".join(pending)
+                pending, pending_bytes = [], 0
+        pending.append(tail)
+        yield b"".join(pending)
+
+    def encoded(self) -> bytes:
+        """The page as the cache keeps it: a JSON header `[more, [[bytes, µs, id], …]]`, a
+        newline, then the rendered rows back to back."""
+        index = [
+            [len(row), epoch_us(position.created_at), position.id]
+            for row, position in zip(self.rows, self.positions, strict=True)
+        ]
+        return orjson.dumps([self.more, index]) + b"\n" + b"".join(self.rows)
+
+    @classmethod
+    def decoded(cls, device_id: str, data: bytes) -> "Page":
+        header, _, rows = data.partition(b"\n")
+        more, index = orjson.loads(header)
+        page = cls(device_id, more=more)
+        start = 0
+        for length, created_us, log_id in index:
+            page.rows.append(rows[start : start + length])
+            page.positions.append(Position(EPOCH + created_us * MICROSECOND, log_id))
+            start += length
+        return page
 
 
 class LogQuery:
     def __init__(
-        self, store: LogStore, *, stats_ttl: timedelta, cache: QueryCache | None = None
+        self,
+        store: LogStore,
+        *,
+        stats_ttl: timedelta,
+        max_response_bytes: int,
+        cache: QueryCache | None = None,
     ) -> None:
         self.store = store
         self.stats_ttl = stats_ttl
+        self.max_response_bytes = max_response_bytes
         self.cache = cache
         self._stats: Stats | None = None
         self._stats_expire = 0.0
         self._stats_lock = asyncio.Lock()
 
-    async def latest(self, device_id: str, *, limit: int) -> LogsPage:
+    async def latest(self, device_id: str, *, limit: int, cursor: str | None = None) -> Page:
+        if cursor is not None:
+            before = decode_cursor(device_id, cursor)
+            return await self._read(device_id, limit=limit, before=before)
         if self.cache is None:
-            data = await self.store.latest(device_id, limit=limit)
-            return LogsPage(total=len(data), source="database", data=data)
-        version, answer = await self.cache.device_logs(device_id, limit)
+            return await self._read(device_id, limit=limit)
+        cached = cached_limit(limit)
+        tag, answer = await self.cache.device_logs(device_id, cached)
         if answer is not None:
-            data = LOG_LIST.validate_json(answer)
-            return LogsPage(total=len(data), source="cache", data=data)
+            return Page.decoded(device_id, answer).first(limit, source="cache")
         # A cached answer lives until the device's next commit: it must come from the primary,
         # or a lagging replica's answer would hide stored logs for the whole TTL.
-        data = await self.store.latest(device_id, limit=limit, replicas=False)
-        await self.cache.keep_device_logs(
-            device_id, limit, version=version, answer=LOG_LIST.dump_json(data)
+        page = await self._read(device_id, limit=cached, replicas=False)
+        if self.cache.keeps(page.size):
+            await self.cache.keep_device_logs(device_id, cached, tag=tag, answer=page.encoded())
+        return page.first(limit, source="database")
+
+    async def _read(
+        self, device_id: str, *, limit: int, before: Position | None = None, replicas: bool = True
+    ) -> Page:
+        """Render the store's logs until `limit`, or until the next would pass the bound."""
+        budget = self.max_response_bytes - ENVELOPE_BYTES
+        newest = await self.store.latest(
+            device_id, limit=limit, before=before, max_bytes=budget, replicas=replicas
         )
-        return LogsPage(total=len(data), source="database", data=data)
+        page = Page(device_id, more=newest.more)
+        spent = 0
+        # Each stored row is let go of once rendered: never all of them twice over.
+        logs = newest.logs[::-1]
+        del newest
+        while logs:
+            log = logs.pop()
+            if page.rows and spent + len(log.log_data) + len(log.message) > budget:
+                page.more = True  # it cannot fit: not even rendered
+                break
+            row = render_log(log)
+            if page.rows and spent + len(row) + 1 > budget:
+                page.more = True
+                break
+            page.rows.append(row)
+            page.positions.append(log.position)
+            spent += len(row) + 1
+        return page
 
     async def stats(self) -> Stats:
         if self.cache is None:

@@ -319,6 +319,10 @@ class LogsPage(BaseModel):
     total: int
     source: Literal["cache", "database"]
     data: list[LogOut]
+    next_cursor: str | None = Field(
+        default=None,
+        description="Where the next page begins (pass it as `cursor`); absent on the last page.",
+    )
 
 
 class Stats(BaseModel):

@@ -4,6 +4,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 
@@ -122,3 +123,32 @@ async def test_cached_answers_come_from_the_primary_not_a_lagging_replica(
             assert await messages(http, "cam") == ("cache", ["stored"])
     finally:
         postgres_server.drop_database(lagging)
+
+
+async def test_pages_and_cached_limits_on_postgresql(pipeline):
+    settings = pipeline.model_copy(update={"max_response_bytes": 64 * 1024})
+    async with running_app(settings) as app, client_of(app) as http:
+        async with running_worker(settings):
+            for i in range(20):
+                log = make_log(device_id="cam", message=f"m{i}", log_data={"b": "x" * 10_000})
+                await post(http, **log, timestamp=f"2026-01-01T00:00:{i:02d}Z")
+            await wait_for(stored_and_acknowledged(app), what="the logs stored")
+        messages, params = [], {"limit": 1000}
+        while True:
+            body = (await http.get("/api/logs/cam", params=params)).json()
+            assert len(orjson.dumps(body)) <= 64 * 1024
+            messages += [row["message"] for row in body["data"]]
+            if "next_cursor" not in body:
+                break
+            params["cursor"] = body["next_cursor"]
+        assert messages == [f"m{i}" for i in reversed(range(20))]
+        first = (await http.get("/api/logs/cam", params={"limit": 3})).json()
+        again = (await http.get("/api/logs/cam", params={"limit": 2})).json()
+        assert (first["source"], again["source"]) == ("database", "cache")
+        assert again["data"] == first["data"][:2]
+        assert (
+            again["next_cursor"]
+            == (await http.get("/api/logs/cam", params={"limit": 2})).json()["next_cursor"]
+        )
+        cached = await app.state.services.queue.client.keys("fleetlog:*:ans:*")
+        assert sorted(cached) == [b"fleetlog:{d:cam}:ans:10", b"fleetlog:{d:cam}:ans:1000"]

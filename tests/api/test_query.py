@@ -1,6 +1,9 @@
 import asyncio
 from datetime import timedelta
 
+import orjson
+import pytest
+
 from fleetlog.config import Settings
 from tests.fixtures.app import client_of, migrated, running_app
 from tests.fixtures.records import make_log
@@ -87,3 +90,113 @@ class TestStats:
             assert (await http.get("/api/stats")).json()["total_logs"] == 0
             await http.post("/api/log", json=make_log())
             assert (await http.get("/api/stats")).json()["total_logs"] == 1
+
+
+async def post_logs(client, device_id: str, n: int, *, data_bytes: int = 0) -> None:
+    for i in range(n):
+        log = make_log(
+            device_id=device_id,
+            message=f"m{i}",
+            log_data={"blob": "x" * data_bytes},
+            timestamp=f"2026-01-01T00:00:{i % 60:02d}Z",
+        )
+        assert (await client.post("/api/log", json=log)).status_code == 200
+
+
+async def walk(client, device_id: str, **params) -> list[dict]:
+    """Every page from the first to the one without next_cursor."""
+    pages = []
+    while True:
+        answer = await client.get(f"/api/logs/{device_id}", params=params)
+        assert answer.status_code == 200, answer.text
+        assert int(answer.headers["content-length"]) == len(answer.content)
+        pages.append(answer.json())
+        if "next_cursor" not in pages[-1]:
+            return pages
+        params = {**params, "cursor": pages[-1]["next_cursor"]}
+
+
+@pytest.fixture
+async def small_answers(tmp_path):
+    settings = Settings(_env_file=None, data_dir=tmp_path, max_response_bytes=64 * 1024)
+    async with running_app(await migrated(settings)) as app, client_of(app) as http:
+        yield http
+
+
+class TestPages:
+    async def test_an_answer_stops_at_its_byte_bound_with_a_cursor_for_the_rest(
+        self, small_answers
+    ):
+        await post_logs(small_answers, "big", 20, data_bytes=10_000)
+        pages = await walk(small_answers, "big", limit=1000)
+        assert len(pages) > 1
+        for page in pages:
+            assert len(orjson.dumps(page)) <= 64 * 1024
+            assert page["total"] == len(page["data"]) > 0
+        messages = [row["message"] for page in pages for row in page["data"]]
+        assert messages == [f"m{i}" for i in reversed(range(20))]
+
+    async def test_one_log_larger_than_the_bound_is_still_answered(self, small_answers):
+        await post_logs(small_answers, "huge", 2, data_bytes=100_000)
+        pages = await walk(small_answers, "huge")
+        assert [len(page["data"]) for page in pages] == [1, 1]
+
+    async def test_limits_page_through_every_log_once(self, client):
+        await post_logs(client, "d1", 5)
+        pages = await walk(client, "d1", limit=2)
+        assert [[row["message"] for row in page["data"]] for page in pages] == [
+            ["m4", "m3"],
+            ["m2", "m1"],
+            ["m0"],
+        ]
+
+    async def test_logs_of_one_instant_are_paged_by_id(self, client):
+        batch = {"logs": [make_log(device_id="d1", message=f"m{i}", timestamp=0) for i in range(5)]}
+        assert (await client.post("/api/logs/batch", json=batch)).status_code == 200
+        pages = await walk(client, "d1", limit=2)
+        ids = [row["id"] for page in pages for row in page["data"]]
+        assert ids == sorted(ids, reverse=True)
+        assert len(ids) == 5
+
+    async def test_the_last_page_has_no_cursor(self, client):
+        await post_logs(client, "d1", 2)
+        body = (await client.get("/api/logs/d1", params={"limit": 2})).json()
+        assert "next_cursor" not in body
+
+
+class TestCursorRefused:
+    @pytest.fixture
+    async def cursor(self, client) -> str:
+        await post_logs(client, "d1", 3)
+        await post_logs(client, "d2", 3)
+        return (await client.get("/api/logs/d1", params={"limit": 1})).json()["next_cursor"]
+
+    @pytest.mark.parametrize(
+        "edit",
+        [
+            lambda cursor: "not a cursor",
+            lambda cursor: "",
+            lambda cursor: cursor[:-2],
+            lambda cursor: ("A" if cursor[0] != "A" else "B") + cursor[1:],
+            lambda cursor: cursor + "AAAA",
+            lambda cursor: "é" * 10,
+        ],
+    )
+    async def test_a_malformed_or_edited_cursor(self, client, cursor, edit):
+        answer = await client.get("/api/logs/d1", params={"cursor": edit(cursor)})
+        assert answer.status_code in (400, 422)
+        (problem,) = answer.json()["detail"]
+        assert problem["field"] == "cursor"
+
+    async def test_a_cursor_of_another_device(self, client, cursor):
+        answer = await client.get("/api/logs/d2", params={"cursor": cursor})
+        assert answer.status_code == 400
+        body = answer.json()
+        assert body["error"] == "invalid_parameter"
+        assert body["detail"] == [
+            {
+                "field": "cursor",
+                "rule": "cursor_invalid",
+                "message": "must be a next_cursor this device's logs answered with",
+            }
+        ]

@@ -55,11 +55,11 @@ class TestGroupCommit:
         assert commits() - before <= 4
         ids = [message_id for answer in answers for message_id in answer]
         assert len(set(ids)) == 80
-        assert len(await store.latest("d1", limit=1000)) == 80
+        assert len((await store.latest("d1", limit=1000)).logs) == 80
 
     async def test_each_put_gets_its_own_ids_in_order(self, queue, store):
         first, second = await asyncio.gather(queue.put(records(3)), queue.put(records(2)))
-        stored = {str(log.id): log.message for log in await store.latest("d1", limit=10)}
+        stored = {str(log.id): log.message for log in (await store.latest("d1", limit=10)).logs}
         assert [stored[i] for i in first] == ["m0", "m1", "m2"]
         assert [stored[i] for i in second] == ["m0", "m1"]
 
@@ -127,7 +127,7 @@ class TestFailures:
         await asyncio.sleep(0)
         await queue.close()
         assert len(await pending) == 5
-        assert len(await store.latest("d1", limit=10)) == 5
+        assert len((await store.latest("d1", limit=10)).logs) == 5
 
     async def test_closed_queue_refuses(self, queue):
         await queue.close()
@@ -151,4 +151,4 @@ async def test_a_cancelled_put_is_committed_and_spares_the_others(queue, store):
     cancelled.cancel()
     assert len(await asyncio.wait_for(other, timeout=30)) == 3
     assert cancelled.cancelled()
-    assert len(await store.latest("gone", limit=10)) == 2
+    assert len((await store.latest("gone", limit=10)).logs) == 2

@@ -139,7 +139,7 @@ class TestWrite:
         )
         store = LogStore(create_store_engine(pipeline))
         try:
-            latest = await store.latest("cam-7", limit=10)
+            latest = (await store.latest("cam-7", limit=10)).logs
             counts = await store.counts()
         finally:
             await store.close()
@@ -147,7 +147,7 @@ class TestWrite:
             (NOW, "ERROR"),
             (older, "INFO"),
         ]
-        assert latest[1].log_data == {"a": [1]}
+        assert orjson.loads(latest[1].log_data) == {"a": [1]}
         assert counts.total == 3
         assert counts.by_level == {"INFO": 2, "ERROR": 1}
 

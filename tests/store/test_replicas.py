@@ -45,7 +45,7 @@ async def replica_urls(postgres_server):
 
 
 async def answered_by(store: LogStore) -> str:
-    (log,) = await store.latest("d1", limit=10)
+    (log,) = (await store.latest("d1", limit=10)).logs
     return log.message
 
 

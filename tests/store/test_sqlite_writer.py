@@ -30,7 +30,7 @@ async def test_a_group_larger_than_a_statement_goes_in_parts_in_order(settings, 
     ids = await writer.insert_batch(records(40))
     await writer.close()
     assert ids == list(range(ids[0], ids[0] + 40))
-    stored = {log.id: log.message for log in await store.latest("d1", limit=100)}
+    stored = {log.id: log.message for log in (await store.latest("d1", limit=100)).logs}
     assert [stored[i] for i in ids] == [f"m{i}" for i in range(40)]
 
 
@@ -41,4 +41,4 @@ async def test_a_part_that_fails_stores_nothing_of_the_group(settings, store):
         await writer.insert_batch(group)
     assert await writer.insert_batch(records(2)) == [1, 2]
     await writer.close()
-    assert len(await store.latest("d1", limit=100)) == 2
+    assert len((await store.latest("d1", limit=100)).logs) == 2

@@ -76,12 +76,18 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     store = LogStore(create_store_engine(settings), replicas=create_replica_engines(settings))
     queue = choose_queue(settings, redis)
     cache = None
+    cache_redis = None
     if redis is not None:
+        if settings.cache_redis_url is not None:
+            cache_redis = connect(settings.cache_redis_url)
         cache = QueryCache(
             redis,
+            cache_redis,
             Keys(settings.redis_namespace),
             answers_ttl=settings.query_cache_ttl,
             stats_ttl=settings.stats_cache_ttl,
+            max_answer_bytes=settings.query_cache_max_answer_bytes,
+            max_bytes=settings.query_cache_max_bytes,
         )
     try:
         await queue.start()
@@ -90,9 +96,16 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             store=store,
             queue=queue,
             ingest=Ingest(queue),
-            query=LogQuery(store, stats_ttl=settings.stats_cache_ttl, cache=cache),
+            query=LogQuery(
+                store,
+                stats_ttl=settings.stats_cache_ttl,
+                max_response_bytes=settings.max_response_bytes,
+                cache=cache,
+            ),
         )
     finally:
         # The queue owns the Redis client it shares with the cache, and closes it.
         await queue.close()
+        if cache_redis is not None:
+            await cache_redis.aclose()
         await store.close()

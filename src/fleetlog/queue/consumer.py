@@ -215,5 +215,10 @@ class StreamConsumer:
                     pipe.incr(self.keys.cache_version(device_id))
                 await pipe.execute()
 
+    async def bump_cache_generation(self) -> None:
+        """INCR the retention generation: every answer cached before is stale now."""
+        with translated("bump the cache generation"):
+            await self.client.incr(self.keys.cache_generation())
+
     async def close(self) -> None:
         await self.client.aclose()

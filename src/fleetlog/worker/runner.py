@@ -299,13 +299,20 @@ class Worker:
             )
 
     async def _maintain_partitions(self) -> None:
+        """Keep the partitions, hourly; once retention dropped logs, retire the cached answers
+        that may show them (retried until Redis takes it)."""
         backoff = Backoff(self.backoff_limit)
+        retire = False
         while not self._stopping.is_set():
             try:
                 done = await self.writer.maintain(
                     ahead=self.settings.partitions_ahead,
                     retention_days=self.settings.retention_days,
                 )
+                retire = retire or bool(done.dropped or done.default_rows_deleted)
+                if retire:
+                    await self.consumer.bump_cache_generation()
+                    retire = False
             except StoreUnavailable:
                 await self._pause(backoff.next())
                 continue
