@@ -12,6 +12,7 @@ import uvloop
 from prometheus_client import start_http_server
 from rich.console import Console
 
+from fleetlog.api.connections import bounded_protocol, ensure_file_limit
 from fleetlog.cli_bench import bench
 from fleetlog.cli_credentials import keys_app, security_banner, users_app
 from fleetlog.config import Settings
@@ -87,6 +88,7 @@ def serve(
         share_metrics_across(settings)
     banner(settings)
     console.print(f"  security      {security}")
+    ensure_file_limit(settings.max_connections)
     uvicorn.run(
         "fleetlog.api.app:app_from_environment",
         factory=True,
@@ -94,7 +96,7 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http=bounded_protocol(settings),
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,

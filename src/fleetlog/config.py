@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     address_burst: PositiveInt = 20
     max_url_bytes: PositiveInt = 8 * 1024
     max_header_bytes: PositiveInt = 16 * 1024
+    # Connections (api/connections.py): bounds a client meets before any route runs.
+    max_head_bytes: PositiveInt = 64 * 1024
+    head_timeout: Duration = timedelta(seconds=10)
+    body_timeout: Duration = timedelta(seconds=30)
+    max_connections: PositiveInt = 1024
 
     @field_validator("database_replica_urls", mode="before")
     @classmethod
