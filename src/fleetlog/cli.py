@@ -97,6 +97,9 @@ def serve(
         workers=settings.workers,
         loop="uvloop",
         http=bounded_protocol(settings),
+        # X-Forwarded-For and -Proto count only from the proxies named; by default from none.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
