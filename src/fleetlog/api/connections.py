@@ -10,9 +10,9 @@ API does, then closes.
 """
 
 import asyncio
+import math
 import resource
 from asyncio import TimerHandle
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
@@ -51,6 +51,11 @@ class ConnectionLimits:
     max_connections: int
     retry_after: float
 
+    @property
+    def recheck(self) -> float:
+        """Longest a connection's timer sleeps: no deadline that starts meanwhile is missed."""
+        return min(self.head_timeout, self.body_timeout)
+
     @classmethod
     def from_settings(cls, settings: Settings) -> "ConnectionLimits":
         return cls(
@@ -84,8 +89,10 @@ def rendered(error: FleetlogError, default_headers: list[tuple[bytes, bytes]]) -
 class BoundedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a bounded head, two deadlines and a connection cap.
 
-    Per request it adds a timer (armed when the head begins, cancelled when it is complete) and
-    a few attribute updates per `data_received`; bytes are counted per call, never one by one.
+    It sits on the ingest hot path: per request it only notes a few times and flags, and counts
+    bytes per `data_received` call, never one by one. Each connection has one timer, which
+    looks at what the connection is doing when it fires and sets itself again for the next
+    deadline due, or for `recheck` seconds at most.
     """
 
     def __init__(
@@ -100,6 +107,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits = limits
         self.reading_head = True  # from a connection's start, and after each complete request
+        self.head_started: float | None = None  # None between requests: keep-alive governs
         self.head_bytes = 0
         self.url = bytearray()  # type: ignore[assignment]
         self.awaiting_body = False
@@ -115,7 +123,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             return
         self.counted = True
         OPEN_CONNECTIONS.inc()
-        self.arm(self.limits.head_timeout, self.head_expired)
+        self.head_started = self.loop.time()
+        self.deadline = self.loop.call_later(self.limits.recheck, self.check_deadlines)
 
     def make_room(self) -> bool:
         """Close one connection that holds no request (none yet, or between two), if there is one.
@@ -149,32 +158,31 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         else:
             self.body_moved_at = self.loop.time()
         super().data_received(data)
-        if self.transport.is_closing():
-            return
-        if self.reading_head:
-            if self.head_bytes > self.limits.max_head_bytes and not self.transport.is_closing():
-                self.end("head_too_large", self.head_too_large())
-        elif self.awaiting_body and self.deadline is None:
-            self.arm(self.limits.body_timeout, self.body_stalled)
+        if (
+            self.reading_head
+            and self.head_bytes > self.limits.max_head_bytes
+            and not self.transport.is_closing()
+        ):
+            self.end("head_too_large", self.head_too_large())
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         # uvicorn appends each piece of the URL to it: a bytearray grows in place.
         self.url = bytearray()  # type: ignore[assignment]
-        if self.deadline is None:
-            self.arm(self.limits.head_timeout, self.head_expired)
+        if self.head_started is None:
+            self.head_started = self.loop.time()
 
     def on_headers_complete(self) -> None:
         self.reading_head = False
+        self.head_started = None
         self.awaiting_body = True
-        self.disarm()
+        self.body_moved_at = self.loop.time()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self.reading_head = True
         self.head_bytes = 0
         self.awaiting_body = False
-        self.disarm()
         super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
@@ -186,7 +194,6 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.end("malformed", invalid)
 
     def handle_websocket_upgrade(self) -> None:
-        self.awaiting_body = False
         self.release()
         super().handle_websocket_upgrade()
 
@@ -202,28 +209,44 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             detail=broken("headers", "max_head_bytes", limit),
         )
 
+    def check_deadlines(self) -> None:
+        """The connection's timer: close it past its deadline, or look again when one is due."""
+        now = self.loop.time()
+        due = self.next_due(now)
+        if now < due:
+            delay = min(due - now, self.limits.recheck)
+            self.deadline = self.loop.call_later(delay, self.check_deadlines)
+        elif self.reading_head:
+            self.deadline = None
+            self.head_expired()
+        else:
+            self.deadline = None
+            self.end("body_timeout")
+
+    def next_due(self, now: float) -> float:
+        """When the deadline of what the connection does now falls due; inf if it has none."""
+        if self.reading_head:
+            if self.head_started is None:
+                return math.inf
+            return self.head_started + self.limits.head_timeout
+        if not self.awaiting_body:
+            return math.inf
+        if self.flow.read_paused or self.cycle.waiting_for_100_continue:
+            # fleetlog is the one waiting: the body's clock starts again once it reads on.
+            self.body_moved_at = now
+            return now + self.limits.body_timeout / 4
+        return self.body_moved_at + self.limits.body_timeout
+
     def head_expired(self) -> None:
         """Close a connection whose request head is not complete in time.
 
         It is answered with a 408 only if part of a head came: a silent one is just closed.
         """
-        self.deadline = None
         late = RequestTimeout(
             f"the request head did not arrive within {self.limits.head_timeout:g} s",
             detail=broken("headers", "head_timeout", self.limits.head_timeout),
         )
         self.end("head_timeout", late if self.head_bytes else None)
-
-    def body_stalled(self) -> None:
-        """Close once no body byte came for `body_timeout`, unless fleetlog is the one waiting."""
-        self.deadline = None
-        silent = self.loop.time() - self.body_moved_at
-        if self.flow.read_paused or self.cycle.waiting_for_100_continue:
-            self.arm(self.limits.body_timeout, self.body_stalled)
-        elif silent < self.limits.body_timeout:
-            self.arm(self.limits.body_timeout - silent, self.body_stalled)
-        else:
-            self.end("body_timeout")
 
     def end(self, reason: str, error: FleetlogError | None = None) -> None:
         """Close the connection; answer `error` first unless a response is under way.
@@ -239,9 +262,6 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self.transport.write(rendered(error, self.server_state.default_headers))
         self.disarm()
         self.transport.close()
-
-    def arm(self, delay: float, callback: Callable[[], None]) -> None:
-        self.deadline = self.loop.call_later(delay, callback)
 
     def disarm(self) -> None:
         if self.deadline is not None:
