@@ -14,6 +14,7 @@ from prometheus_client import start_http_server
 from rich.console import Console
 from rich.text import Text
 
+from fleetlog.api.connections import bounded_protocol, ensure_file_limit
 from fleetlog.cli_bench import bench
 from fleetlog.cli_credentials import keys_app, security_banner, users_app
 from fleetlog.config import Settings
@@ -101,6 +102,7 @@ def serve(
     if settings.workers > 1:
         share_metrics_across(settings)
     banner(settings, security)
+    ensure_file_limit(settings.max_connections)
     uvicorn.run(
         "fleetlog.api.app:app_from_environment",
         factory=True,
@@ -108,7 +110,10 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http=bounded_protocol(settings),
+        # X-Forwarded-For and -Proto count only from the proxies named; by default from none.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,

@@ -26,6 +26,17 @@ Duration = Annotated[timedelta, BeforeValidator(seconds_or_iso)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 
 
+def proxy_list(value: object) -> object:
+    """`FLEETLOG_TRUSTED_PROXIES`: comma-separated addresses or networks, or `*` for any peer."""
+    if isinstance(value, str):
+        value = [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, list):
+        for item in value:
+            if item != "*":
+                ipaddress.ip_network(item)
+    return value
+
+
 def asyncpg_url(url: str) -> str:
     """A `postgresql://` URL as SQLAlchemy's asyncpg dialect names it."""
     return url.replace("postgresql://", "postgresql+asyncpg://", 1)
@@ -100,6 +111,14 @@ class Settings(BaseSettings):
     address_burst: PositiveInt = 20
     max_url_bytes: PositiveInt = 8 * 1024
     max_header_bytes: PositiveInt = 16 * 1024
+    # Connections (api/connections.py): bounds a client meets before any route runs.
+    max_head_bytes: PositiveInt = 64 * 1024
+    head_timeout: Duration = timedelta(seconds=10)
+    body_timeout: Duration = timedelta(seconds=30)
+    max_connections: PositiveInt = 1024
+    trusted_proxies: Annotated[list[str], NoDecode, BeforeValidator(proxy_list)] = Field(
+        default_factory=list
+    )
 
     @field_validator("database_replica_urls", mode="before")
     @classmethod

@@ -117,6 +117,18 @@ READS = Counter(
     ["role", "outcome"],
 )
 
+OPEN_CONNECTIONS = Gauge(
+    "fleetlog_open_connections",
+    "HTTP connections open now (summed over the server processes).",
+    multiprocess_mode="livesum",
+)
+CONNECTIONS_CLOSED = Counter(
+    "fleetlog_connections_closed_total",
+    "Connections fleetlog closed or refused itself, by reason (head_timeout, body_timeout, "
+    "head_too_large, malformed, evicted, over_capacity).",
+    ["reason"],
+)
+
 
 def exposition() -> bytes:
     """The text exposition; summed over all processes when several serve the same port."""
