@@ -137,13 +137,13 @@ def test_a_body_cut_off_before_its_end_stores_nothing(secured, framing):
     cut_before = rejected(server.url, "incomplete_body")
     with connect(server.url) as sock:
         sock.sendall(request)
-    read = httpx.Client(base_url=server.url, headers=bearer(admin))
-    deadline = time.monotonic() + 10
-    while rejected(server.url, "incomplete_body") == cut_before:
-        assert read.get(f"/api/logs/{device}").json()["total"] == 0, "a cut-off body was stored"
-        assert time.monotonic() < deadline, "the cut-off body was never refused"
-        time.sleep(0.05)
-    assert read.get(f"/api/logs/{device}").json()["total"] == 0
+    with httpx.Client(base_url=server.url, headers=bearer(admin)) as read:
+        deadline = time.monotonic() + 10
+        while rejected(server.url, "incomplete_body") == cut_before:
+            assert read.get(f"/api/logs/{device}").json()["total"] == 0, "a cut-off body stored"
+            assert time.monotonic() < deadline, "the cut-off body was never refused"
+            time.sleep(0.05)
+        assert read.get(f"/api/logs/{device}").json()["total"] == 0
 
 
 def test_a_whole_chunked_body_is_stored(secured):
