@@ -7,6 +7,7 @@ from datetime import timedelta
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import OutOfMemoryError
 
 from fleetlog.config import Settings
 from fleetlog.keys import Keys
@@ -353,4 +354,26 @@ async def test_a_postgres_hang_longer_than_claim_idle_dead_letters_nothing(
     finally:
         await blocker.close()
     assert dead_lettered(settings, "max_deliveries") == dead_before
+    await assert_stored_once(table, ids)
+
+
+async def test_a_backlog_that_filled_redis_to_maxmemory_drains(
+    fresh_redis, pg_url: str, tmp_path, table: Table
+) -> None:
+    """At maxmemory under noeviction Redis refuses INCR but not XACK and XDEL: the worker must
+    free what it stored before it bumps the cache versions, or it never drains."""
+    settings = pipeline_settings(fresh_redis.url, pg_url, tmp_path)
+    queue = RedisStreamQueue(
+        Redis.from_url(fresh_redis.url), keys=KEYS, shards=4, max_backlog=100_000, retry_after=1
+    )
+    await queue.start()
+    ids = await put_many(queue, 200)
+    async with Redis.from_url(fresh_redis.url) as redis:
+        used = int((await redis.info("memory"))["used_memory"])
+        await redis.config_set("maxmemory", used - 64 * 1024)
+        with pytest.raises(OutOfMemoryError):
+            await redis.incr("one-more")
+        async with running_worker(settings):
+            await wait_for(lambda: drained(redis), what="the streams drained at maxmemory")
+    await queue.close()
     await assert_stored_once(table, ids)

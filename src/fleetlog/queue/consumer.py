@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from fleetlog.keys import Keys
-from fleetlog.queue.redis_streams import translated
+from fleetlog.queue.redis_streams import ensure_group, translated
 
 # KEYS: stream, backlog. ARGV: group, then (entry id, logs) pairs. Returns the logs freed.
 ACKNOWLEDGE = """
@@ -88,15 +88,7 @@ class StreamConsumer:
         self._dead_letter = client.register_script(DEAD_LETTER)
 
     async def ensure_group(self, shard: int) -> None:
-        """Create the shard's group (and stream) if missing, reading from the very start."""
-        with translated("create a consumer group"):
-            try:
-                await self.client.xgroup_create(
-                    self.keys.stream(shard), self.keys.group, id="0", mkstream=True
-                )
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+        await ensure_group(self.client, self.keys, shard)
 
     async def read(self, shard: int, *, count: int, block_ms: int) -> list[StreamEntry]:
         """New entries for this consumer, waiting up to `block_ms` for the first."""

@@ -77,6 +77,27 @@ def translated(what: str) -> Iterator[None]:
         raise StoreUnavailable(f"Redis cannot {what}", retry_after=RETRY_AFTER_S) from exc
 
 
+async def ensure_group(client: Redis, keys: Keys, shard: int) -> None:
+    """Create the shard's consumer group (and stream) if missing, reading from the very start.
+
+    Looked for first: a Redis at maxmemory refuses XGROUP CREATE even for a group that exists,
+    and a worker must start then to drain it.
+    """
+    stream = keys.stream(shard)
+    with translated("create a consumer group"):
+        try:
+            groups = await client.xinfo_groups(stream)
+        except ResponseError:
+            groups = []  # no such stream yet
+        if any(group["name"] in (keys.group, keys.group.encode()) for group in groups):
+            return
+        try:
+            await client.xgroup_create(stream, keys.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+
 async def check_config(client: Redis) -> None:
     """Refuse a Redis that may evict accepted logs; warn when it does not persist them."""
     try:
@@ -149,8 +170,12 @@ class RedisStreamQueue:
         self._senders: dict[int, asyncio.Task[None]] = {}
 
     async def start(self) -> None:
+        """Check Redis, and make every shard's group, so a backlog that fills Redis before
+        any worker started never keeps one from reading it."""
         with translated("be reached"):
             await check_config(self.client)
+        for shard in range(self.shards):
+            await ensure_group(self.client, self.keys, shard)
 
     async def put(self, records: Sequence[LogRecord]) -> list[str]:
         shard = next(self._turns)

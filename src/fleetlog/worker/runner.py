@@ -278,12 +278,27 @@ class Worker:
         return Stored()
 
     async def _finish(self, shard: int, stored: Stored) -> None:
-        """Run the hook and acknowledge; retried while Redis is down (the rows are committed)."""
+        """Run the hook, then acknowledge; retried while Redis is down (the rows are committed).
+
+        When the hook fails, the entries are acknowledged all the same before it is retried: a
+        Redis at maxmemory refuses its INCRs but never XACK and XDEL, and only entries freed
+        let it drain.
+        """
         backoff = Backoff(self.backoff_limit)
+        hooked = acknowledged = False
         while True:
             try:
-                await self.on_stored(stored.devices)
-                await self.consumer.acknowledge(shard, stored.entries)
+                if not hooked:
+                    try:
+                        await self.on_stored(stored.devices)
+                    except StoreUnavailable:
+                        if not acknowledged:
+                            await self.consumer.acknowledge(shard, stored.entries)
+                            acknowledged = True
+                        raise
+                    hooked = True
+                if not acknowledged:
+                    await self.consumer.acknowledge(shard, stored.entries)
                 return
             except StoreUnavailable:
                 # Given up only on stop: redelivered, the entries add no rows.
