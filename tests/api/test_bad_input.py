@@ -37,9 +37,15 @@ class TestFieldRules:
             ({"log_data": "text"}, "log_data", "dict_type"),
             ({"log_data": {"k": "v\x00"}}, "log_data", "no_nul"),
             ({"log_data": {"k\x00": 1}}, "log_data", "no_nul"),
-            ({"timestamp": "yesterday"}, "timestamp", "datetime_from_date_parsing"),
+            ({"timestamp": "yesterday"}, "timestamp", "event_time_format"),
+            ({"timestamp": True}, "timestamp", "event_time_format"),
+            ({"timestamp": "NaN"}, "timestamp", "event_time_format"),
+            ({"timestamp": [1]}, "timestamp", "event_time_format"),
             ({"timestamp": "0001-01-01T00:00:00+01:00"}, "timestamp", "datetime_range"),
             ({"timestamp": "9999-12-31T23:59:59-01:00"}, "timestamp", "datetime_range"),
+            ({"timestamp": "1970-01-01T00:00:00Z"}, "timestamp", "event_time_window"),
+            ({"timestamp": 253402300799}, "timestamp", "event_time_window"),
+            ({"timestamp": 1e300}, "timestamp", "event_time_window"),
         ],
     )
     async def test_single_log(self, client, override, field, rule):
@@ -86,6 +92,21 @@ class TestBatchRules:
         assert answer.status_code == 422
         assert rules(answer) == {("logs[3].log_level", "enum")}
         assert answer.json()["detail"][0]["loc"] == ["body", "logs", 3, "log_level"]
+        await assert_nothing_stored(client)
+
+    async def test_event_times_outside_the_window_are_named_by_index(self, client):
+        batch = make_batch(5)
+        batch["logs"][2]["timestamp"] = 0
+        batch["logs"][4]["timestamp"] = "2999-01-01T00:00:00Z"
+        answer = await client.post("/api/logs/batch", json=batch)
+        assert answer.status_code == 422
+        assert rules(answer) == {
+            ("logs[2].timestamp", "event_time_window"),
+            ("logs[4].timestamp", "event_time_window"),
+        }
+        first = answer.json()["detail"][0]
+        assert first["loc"] == ["body", "logs", 2, "timestamp"]
+        assert first["earliest"] < first["latest"]
         await assert_nothing_stored(client)
 
     @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException
 
-from fleetlog.errors import FleetlogError, InvalidPayload, MalformedBody
+from fleetlog.errors import FleetlogError, InvalidPayload, MalformedBody, field_path
 from fleetlog.metrics import INGEST_REJECTED
 
 log = logging.getLogger(__name__)
@@ -35,14 +35,6 @@ def documented(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any
         status: {"model": ErrorBody, "description": description}
         for status, description in descriptions.items()
     }
-
-
-def field_path(loc: Iterable[int | str]) -> str:
-    """`("logs", 3, "log_level")` -> `logs[3].log_level`."""
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "body"
 
 
 def describe(errors: Iterable[ErrorDetails]) -> list[dict[str, Any]]:
