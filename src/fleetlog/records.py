@@ -136,9 +136,13 @@ def check_subclassed(item: Any, nested: list[Any]) -> None:
         nested.append(item)
 
 
+def int64_error() -> PydanticCustomError:
+    return PydanticCustomError("int64_range", "numbers must fit in a signed 64-bit integer")
+
+
 def check_int(value: int) -> None:
     if not INT64_MIN <= value <= INT64_MAX:
-        raise PydanticCustomError("int64_range", "numbers must fit in a signed 64-bit integer")
+        raise int64_error()
 
 
 def check_float(value: float) -> None:

@@ -78,6 +78,15 @@ class TestFieldRules:
             assert answer.status_code in (400, 422), literal
         await assert_nothing_stored(client)
 
+    @pytest.mark.parametrize("digits", [b"1" + b"0" * 21, b"9" * 5000, b"-" + b"9" * 100_000])
+    async def test_integers_of_any_length_past_64_bits_get_the_same_answer(self, client, digits):
+        body = b'{"device_id": "d", "log_level": "INFO", "message": "m", "log_data": {"x": '
+        answer = await client.post("/api/log", content=body + digits + b"}}", headers=JSON)
+        assert answer.status_code == 422
+        assert answer.json()["error"] == "validation_error"
+        assert {rule for _, rule in rules(answer)} == {"int64_range"}
+        await assert_nothing_stored(client)
+
     async def test_too_many_log_data_keys(self, client):
         log_data = {f"k{i}": i for i in range(1001)}
         answer = await client.post("/api/log", json=make_log(log_data=log_data))

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from fleetlog.errors import FleetlogError, InvalidPayload, MalformedBody, field_path
 from fleetlog.metrics import INGEST_REJECTED
+from fleetlog.records import int64_error
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,39 @@ def describe(errors: Iterable[ErrorDetails]) -> list[dict[str, Any]]:
     ]
 
 
+# jiter reads 2**64 as a number, but refuses one of over 4300 digits (Python's limit on
+# int(str)) as invalid JSON: both are numbers no store can hold, refused the same way.
+OUT_OF_RANGE = "number out of range"
+
+
+def number_too_large(where: str) -> InvalidPayload:
+    """The 422 of a number too long to even parse, where its field cannot be known."""
+    error = int64_error()
+    return InvalidPayload(
+        "the body breaks a field rule",
+        detail=[
+            {
+                "loc": ["body"],
+                "field": "body",
+                "rule": error.type,
+                "message": f"{error.message()} (one {where} does not)",
+            }
+        ],
+    )
+
+
+def malformed_json(message: str) -> MalformedBody:
+    detail = [{"loc": ["body"], "field": "body", "rule": "json_invalid", "message": message}]
+    return MalformedBody("the body is not valid JSON", detail=detail)
+
+
 def invalid_payload(exc: ValidationError) -> FleetlogError:
     """Translate a body's ValidationError: broken JSON is a 400, broken field rules a 422."""
     errors = exc.errors(include_url=False, include_input=False, include_context=False)
-    if any(error["type"] == "json_invalid" for error in errors):
-        return MalformedBody("the body is not valid JSON", detail=describe(errors))
+    for error in errors:
+        if error["type"] == "json_invalid":
+            where = error["msg"].partition(OUT_OF_RANGE)[2].strip()
+            return number_too_large(where) if where else malformed_json(error["msg"])
     if any(error["type"] == "model_type" and not error["loc"] for error in errors):
         return InvalidPayload("the body must be a JSON object", detail=describe(errors))
     return InvalidPayload("the body breaks a field rule", detail=describe(errors))
