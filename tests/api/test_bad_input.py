@@ -142,6 +142,26 @@ class TestBody:
         assert answer.json()["error"] == "malformed_body"
         assert ("body", "json_invalid") in rules(answer)
 
+    @pytest.mark.parametrize("path", ["/api/keys", "/api/users", "/api/users/alice/password"])
+    @pytest.mark.parametrize("body", [b"{bad", b'{"name": "x",}', b"\xff\xfe"])
+    async def test_malformed_json_is_400_on_every_route(self, client, path, body):
+        method = "PUT" if path.endswith("password") else "POST"
+        answer = await client.request(method, path, content=body, headers=JSON)
+        assert answer.status_code == 400
+        assert answer.json()["error"] == "malformed_body"
+        assert ("body", "json_invalid") in rules(answer)
+
+    async def test_json_the_parser_cannot_read_gets_the_ingest_answers_on_admin_routes(
+        self, client
+    ):
+        huge = b'{"name": "k", "scope": "ingest", "burst": ' + b"9" * 5000 + b"}"
+        answer = await client.post("/api/keys", content=huge, headers=JSON)
+        assert answer.status_code == 422
+        assert rules(answer) == {("body", "int64_range")}
+        answer = await client.post("/api/keys", content=b'{"name": "\xff"}', headers=JSON)
+        assert answer.status_code == 400
+        assert rules(answer) == {("body", "json_invalid")}
+
     @pytest.mark.parametrize("body", [b"[]", b"42", b'"text"', b"null"])
     async def test_json_that_is_not_an_object_is_422(self, client, body):
         answer = await client.post("/api/log", content=body, headers=JSON)

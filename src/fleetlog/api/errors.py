@@ -111,6 +111,11 @@ async def on_fleetlog_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    for error in exc.errors():
+        if error["type"] == "json_invalid":
+            _, position = error["loc"]
+            message = f"Invalid JSON: {error['ctx']['error']} at character {position}"
+            return await on_fleetlog_error(request, malformed_json(message))
     detail = [
         {
             "loc": list(error["loc"]),
@@ -125,6 +130,13 @@ async def on_request_validation(request: Request, exc: Exception) -> JSONRespons
 
 async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    # FastAPI turns a ValueError of json.loads other than JSONDecodeError (a body that is not
+    # UTF-8, an integer past Python's digit limit) into a bare 400: answer as ingest does.
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return await on_fleetlog_error(request, malformed_json("Invalid JSON: not UTF-8"))
+    if isinstance(cause, ValueError):
+        return await on_fleetlog_error(request, number_too_large("of over 4300 digits"))
     code = HTTP_CODES.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
