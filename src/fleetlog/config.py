@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     commit_max_rows: PositiveInt = 5_000
     max_backlog: PositiveInt = 200_000
     retry_after: Duration = timedelta(seconds=1)
+    # The event-time window of every ingest route, around the receive time (see ingest.py).
+    max_event_age: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(days=7)
+    max_event_skew: Annotated[Duration, Field(ge=timedelta(0))] = timedelta(minutes=10)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     # Readiness: /ready answers 503 below this free disk on the data dir (embedded), or past
     # this share of Redis maxmemory (pipeline), before the store starts refusing writes.

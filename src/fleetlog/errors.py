@@ -1,6 +1,7 @@
 """The errors fleetlog raises on purpose; each knows the HTTP status it is answered with."""
 
 import math
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 
@@ -25,6 +26,14 @@ class InvalidPayload(FleetlogError):
 
     status = 422
     code = "validation_error"
+
+
+def field_path(loc: Iterable[int | str]) -> str:
+    """`("logs", 3, "log_level")` -> `logs[3].log_level`: how a detail names a field."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
 
 
 class MalformedBody(FleetlogError):

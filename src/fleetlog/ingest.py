@@ -1,26 +1,92 @@
 """Ingest: the one path every ingest route takes — accept validated logs, make them durable."""
 
 from collections import Counter
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from fleetlog.config import Settings
+from fleetlog.errors import InvalidPayload, field_path
 from fleetlog.metrics import INGEST_BATCH_SIZE, LOGS_ACCEPTED
 from fleetlog.queue import Queue
-from fleetlog.records import LogIn, LogLevel, LogRecord
+from fleetlog.records import EventBounds, EventWindow, LogIn, LogLevel, LogRecord
 
 ACCEPTED_BY_LEVEL = {level.value: LOGS_ACCEPTED.labels(level.value) for level in LogLevel}
 
+# Where the timestamp of the log at an index sits in the request body, for error details.
+Locate = Callable[[int], tuple[int | str, ...]]
+
+
+def in_batch(index: int) -> tuple[int | str, ...]:
+    return ("logs", index, "timestamp")
+
+
+def alone(index: int) -> tuple[int | str, ...]:
+    return ("timestamp",)
+
+
+def event_window(settings: Settings) -> EventWindow:
+    """The window of every ingest route: never older than the retention keeps logs."""
+    max_age = settings.max_event_age
+    if settings.retention_days is not None:
+        max_age = min(max_age, timedelta(days=settings.retention_days))
+    return EventWindow(max_age=max_age, max_skew=settings.max_event_skew)
+
 
 class Ingest:
-    def __init__(self, queue: Queue) -> None:
+    def __init__(self, queue: Queue, *, window: EventWindow) -> None:
         self.queue = queue
+        self.window = window
 
-    async def accept(self, logs: Sequence[LogIn]) -> tuple[list[str], datetime]:
-        """Queue the logs durably; returns their message ids and the receive time."""
+    async def accept(
+        self, logs: Sequence[LogIn], *, locate: Locate = in_batch
+    ) -> tuple[list[str], datetime]:
+        """Queue the logs durably; returns their message ids and the receive time.
+
+        All or none: a log whose event time is outside the window refuses them all.
+        """
         received_at = datetime.now(UTC)
-        records = [LogRecord.accept(log, received_at) for log in logs]
+        records = accept_records(logs, self.window.at(received_at), locate)
         message_ids = await self.queue.put(records)
         INGEST_BATCH_SIZE.observe(len(records))
         for level, count in Counter(record.level for record in records).items():
             ACCEPTED_BY_LEVEL[level].inc(count)
         return message_ids, received_at
+
+
+def accept_records(logs: Sequence[LogIn], bounds: EventBounds, locate: Locate) -> list[LogRecord]:
+    """The records of the logs, each at its event time; InvalidPayload naming every log
+    outside the window."""
+    received_at, place = bounds.received_at, bounds.place
+    records = []
+    refused = []
+    for index, log in enumerate(logs):
+        ts = received_at if log.timestamp is None else place(log.timestamp)
+        if ts is None:
+            refused.append(locate(index))
+        else:
+            records.append(LogRecord.accept(log, ts=ts, received_at=received_at))
+    if refused:
+        raise outside_window(refused, bounds)
+    return records
+
+
+def rfc3339(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def outside_window(locs: list[tuple[int | str, ...]], bounds: EventBounds) -> InvalidPayload:
+    earliest, latest = rfc3339(bounds.earliest), rfc3339(bounds.latest)
+    detail: list[dict[str, Any]] = [
+        {
+            "loc": ["body", *loc],
+            "field": field_path(loc),
+            "rule": "event_time_window",
+            "message": f"must fall between {earliest} and {latest} (a number counts epoch "
+            "seconds if that fits, else milliseconds)",
+            "earliest": earliest,
+            "latest": latest,
+        }
+        for loc in locs
+    ]
+    return InvalidPayload("an event time is outside the accepted window", detail=detail)

@@ -9,8 +9,15 @@ from itertools import repeat
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetPydanticSchema,
+)
+from pydantic_core import PydanticCustomError, core_schema
 
 MAX_DEVICE_ID = 50
 MAX_MESSAGE = 5000
@@ -129,9 +136,13 @@ def check_subclassed(item: Any, nested: list[Any]) -> None:
         nested.append(item)
 
 
+def int64_error() -> PydanticCustomError:
+    return PydanticCustomError("int64_range", "numbers must fit in a signed 64-bit integer")
+
+
 def check_int(value: int) -> None:
     if not INT64_MIN <= value <= INT64_MAX:
-        raise PydanticCustomError("int64_range", "numbers must fit in a signed 64-bit integer")
+        raise int64_error()
 
 
 def check_float(value: float) -> None:
@@ -139,10 +150,11 @@ def check_float(value: float) -> None:
         raise PydanticCustomError("finite_number", "numbers must be finite")
 
 
-def to_utc(value: datetime | None) -> datetime | None:
-    """Naive timestamps are taken as UTC; aware ones are converted to it."""
-    if value is None:
-        return None
+def read_event_time(value: datetime | float | str) -> datetime | float:
+    """RFC 3339 times in UTC (naive ones taken as UTC); epoch numbers, sent as numbers or as
+    text, as floats: whether one counts seconds or milliseconds, `EventBounds.place` decides."""
+    if not isinstance(value, datetime):
+        return float(value)
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     try:
@@ -153,6 +165,20 @@ def to_utc(value: datetime | None) -> datetime | None:
         ) from None
 
 
+def event_time_schema(_source: Any, _handler: Any) -> core_schema.CoreSchema:
+    """A JSON number, a number as text, or an RFC 3339 time; one error naming all three."""
+    return core_schema.union_schema(
+        [
+            core_schema.float_schema(strict=True, allow_inf_nan=False),
+            core_schema.str_schema(pattern=r"^-?[0-9]+(\.[0-9]+)?$"),
+            core_schema.datetime_schema(),
+        ],
+        mode="left_to_right",
+        custom_error_type="event_time_format",
+        custom_error_message="must be an RFC 3339 time, or epoch seconds or milliseconds",
+    )
+
+
 DeviceId = Annotated[str, Field(min_length=1, max_length=MAX_DEVICE_ID), AfterValidator(reject_nul)]
 Level = Annotated[LogLevel, BeforeValidator(normalise_level)]
 Message = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE), AfterValidator(reject_nul)]
@@ -161,10 +187,11 @@ LogData = Annotated[
     BeforeValidator(lambda value: {} if value is None else value),
     AfterValidator(check_log_data),
 ]
+# A datetime, or an epoch number whose unit `EventWindow` settles.
 EventTime = Annotated[
-    datetime | None,
-    AfterValidator(to_utc),
-    Field(description="When the event happened: RFC 3339, or epoch seconds or milliseconds."),
+    datetime | float,
+    GetPydanticSchema(event_time_schema),
+    AfterValidator(read_event_time),
 ]
 
 
@@ -187,11 +214,71 @@ class LogIn(BaseModel):
     log_level: Level
     message: Message
     log_data: LogData = Field(default_factory=dict)
-    timestamp: EventTime = None
+    timestamp: EventTime | None = Field(
+        default=None,
+        description="When the event happened: RFC 3339, or epoch seconds or milliseconds.",
+    )
 
 
 class LogBatchIn(BaseModel):
     logs: Annotated[list[LogIn], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+FIRST = datetime(1, 1, 1, tzinfo=UTC)
+# Whole seconds: the last microsecond of 9999 is no float, and rounds up into year 10000.
+LAST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class EventWindow:
+    """The event times fleetlog accepts: at most `max_age` before the receive time and
+    `max_skew` after it. One window for every ingest route, whatever its wire format."""
+
+    max_age: timedelta
+    max_skew: timedelta
+
+    def at(self, received_at: datetime) -> "EventBounds":
+        earliest = received_at - min(self.max_age, received_at - FIRST)
+        latest = received_at + min(self.max_skew, LAST - received_at)
+        return EventBounds(received_at, earliest, latest)
+
+
+class EventBounds:
+    """The window around one receive time; `place` runs once for every log."""
+
+    __slots__ = (
+        "earliest",
+        "earliest_ms",
+        "earliest_s",
+        "latest",
+        "latest_ms",
+        "latest_s",
+        "received_at",
+    )
+
+    def __init__(self, received_at: datetime, earliest: datetime, latest: datetime) -> None:
+        self.received_at = received_at
+        self.earliest = earliest
+        self.latest = latest
+        self.earliest_s = (earliest - EPOCH).total_seconds()
+        self.latest_s = (latest - EPOCH).total_seconds()
+        self.earliest_ms = self.earliest_s * 1000
+        self.latest_ms = self.latest_s * 1000
+
+    def place(self, timestamp: datetime | float) -> datetime | None:
+        """The event time a log's timestamp stands for, or None when it falls outside.
+
+        An epoch number is seconds if that reading falls in the window, else milliseconds if
+        that one does (both fit only a window reaching back to January 1970).
+        """
+        if isinstance(timestamp, datetime):
+            return timestamp if self.earliest <= timestamp <= self.latest else None
+        if self.earliest_s <= timestamp <= self.latest_s:
+            return datetime.fromtimestamp(timestamp, UTC)
+        if self.earliest_ms <= timestamp <= self.latest_ms:
+            return datetime.fromtimestamp(timestamp / 1000, UTC)
+        return None
 
 
 @dataclass(slots=True)
@@ -210,18 +297,17 @@ class LogRecord:
     received_at: datetime
 
     @classmethod
-    def accept(cls, log: LogIn, received_at: datetime) -> "LogRecord":
+    def accept(cls, log: LogIn, *, ts: datetime, received_at: datetime) -> "LogRecord":
         return cls(
             device_id=log.device_id,
             level=log.log_level.value,
             message=log.message,
             log_data=log.log_data,
-            ts=log.timestamp or received_at,
+            ts=ts,
             received_at=received_at,
         )
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 WIRE_VERSION = 1
 # How every encoded batch begins (orjson writes no spaces): the worker's check of an entry.

@@ -37,9 +37,15 @@ class TestFieldRules:
             ({"log_data": "text"}, "log_data", "dict_type"),
             ({"log_data": {"k": "v\x00"}}, "log_data", "no_nul"),
             ({"log_data": {"k\x00": 1}}, "log_data", "no_nul"),
-            ({"timestamp": "yesterday"}, "timestamp", "datetime_from_date_parsing"),
+            ({"timestamp": "yesterday"}, "timestamp", "event_time_format"),
+            ({"timestamp": True}, "timestamp", "event_time_format"),
+            ({"timestamp": "NaN"}, "timestamp", "event_time_format"),
+            ({"timestamp": [1]}, "timestamp", "event_time_format"),
             ({"timestamp": "0001-01-01T00:00:00+01:00"}, "timestamp", "datetime_range"),
             ({"timestamp": "9999-12-31T23:59:59-01:00"}, "timestamp", "datetime_range"),
+            ({"timestamp": "1970-01-01T00:00:00Z"}, "timestamp", "event_time_window"),
+            ({"timestamp": 253402300799}, "timestamp", "event_time_window"),
+            ({"timestamp": 1e300}, "timestamp", "event_time_window"),
         ],
     )
     async def test_single_log(self, client, override, field, rule):
@@ -72,6 +78,15 @@ class TestFieldRules:
             assert answer.status_code in (400, 422), literal
         await assert_nothing_stored(client)
 
+    @pytest.mark.parametrize("digits", [b"1" + b"0" * 21, b"9" * 5000, b"-" + b"9" * 100_000])
+    async def test_integers_of_any_length_past_64_bits_get_the_same_answer(self, client, digits):
+        body = b'{"device_id": "d", "log_level": "INFO", "message": "m", "log_data": {"x": '
+        answer = await client.post("/api/log", content=body + digits + b"}}", headers=JSON)
+        assert answer.status_code == 422
+        assert answer.json()["error"] == "validation_error"
+        assert {rule for _, rule in rules(answer)} == {"int64_range"}
+        await assert_nothing_stored(client)
+
     async def test_too_many_log_data_keys(self, client):
         log_data = {f"k{i}": i for i in range(1001)}
         answer = await client.post("/api/log", json=make_log(log_data=log_data))
@@ -86,6 +101,21 @@ class TestBatchRules:
         assert answer.status_code == 422
         assert rules(answer) == {("logs[3].log_level", "enum")}
         assert answer.json()["detail"][0]["loc"] == ["body", "logs", 3, "log_level"]
+        await assert_nothing_stored(client)
+
+    async def test_event_times_outside_the_window_are_named_by_index(self, client):
+        batch = make_batch(5)
+        batch["logs"][2]["timestamp"] = 0
+        batch["logs"][4]["timestamp"] = "2999-01-01T00:00:00Z"
+        answer = await client.post("/api/logs/batch", json=batch)
+        assert answer.status_code == 422
+        assert rules(answer) == {
+            ("logs[2].timestamp", "event_time_window"),
+            ("logs[4].timestamp", "event_time_window"),
+        }
+        first = answer.json()["detail"][0]
+        assert first["loc"] == ["body", "logs", 2, "timestamp"]
+        assert first["earliest"] < first["latest"]
         await assert_nothing_stored(client)
 
     @pytest.mark.parametrize(
@@ -111,6 +141,26 @@ class TestBody:
         assert answer.status_code == 400
         assert answer.json()["error"] == "malformed_body"
         assert ("body", "json_invalid") in rules(answer)
+
+    @pytest.mark.parametrize("path", ["/api/keys", "/api/users", "/api/users/alice/password"])
+    @pytest.mark.parametrize("body", [b"{bad", b'{"name": "x",}', b"\xff\xfe"])
+    async def test_malformed_json_is_400_on_every_route(self, client, path, body):
+        method = "PUT" if path.endswith("password") else "POST"
+        answer = await client.request(method, path, content=body, headers=JSON)
+        assert answer.status_code == 400
+        assert answer.json()["error"] == "malformed_body"
+        assert ("body", "json_invalid") in rules(answer)
+
+    async def test_json_the_parser_cannot_read_gets_the_ingest_answers_on_admin_routes(
+        self, client
+    ):
+        huge = b'{"name": "k", "scope": "ingest", "burst": ' + b"9" * 5000 + b"}"
+        answer = await client.post("/api/keys", content=huge, headers=JSON)
+        assert answer.status_code == 422
+        assert rules(answer) == {("body", "int64_range")}
+        answer = await client.post("/api/keys", content=b'{"name": "\xff"}', headers=JSON)
+        assert answer.status_code == 400
+        assert rules(answer) == {("body", "json_invalid")}
 
     @pytest.mark.parametrize("body", [b"[]", b"42", b'"text"', b"null"])
     async def test_json_that_is_not_an_object_is_422(self, client, body):

@@ -140,10 +140,10 @@ def explode(monkeypatch):
     """Logs of the device "explode" fail ingest with an error fleetlog does not know."""
     accept = Ingest.accept
 
-    async def accept_or_explode(self, logs):
+    async def accept_or_explode(self, logs, **options):
         if any(log.device_id == "explode" for log in logs):
             raise RuntimeError("ingest failed unexpectedly")
-        return await accept(self, logs)
+        return await accept(self, logs, **options)
 
     monkeypatch.setattr(Ingest, "accept", accept_or_explode)
 

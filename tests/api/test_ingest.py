@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -88,16 +88,22 @@ class TestLevels:
         assert row["log_level"] == kept
 
 
+# Yesterday at 10:30 UTC: inside the event-time window whenever the tests run.
+DAY = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+EPOCH_S = int(datetime.fromisoformat(f"{DAY}T10:30:00Z").timestamp())
+
+
 class TestTimestamps:
     @pytest.mark.parametrize(
         ("sent", "kept"),
         [
-            ("2026-11-25T10:30:00Z", "2026-11-25T10:30:00Z"),
-            ("2026-11-25T12:30:00.250+02:00", "2026-11-25T10:30:00.250000Z"),
-            ("2026-11-25T10:30:00", "2026-11-25T10:30:00Z"),
-            (1795602600, "2026-11-25T10:30:00Z"),
-            (1795602600.5, "2026-11-25T10:30:00.500000Z"),
-            (1795602600123, "2026-11-25T10:30:00.123000Z"),
+            (f"{DAY}T10:30:00Z", f"{DAY}T10:30:00Z"),
+            (f"{DAY}T12:30:00.250+02:00", f"{DAY}T10:30:00.250000Z"),
+            (f"{DAY}T10:30:00", f"{DAY}T10:30:00Z"),
+            (EPOCH_S, f"{DAY}T10:30:00Z"),
+            (EPOCH_S + 0.5, f"{DAY}T10:30:00.500000Z"),
+            (EPOCH_S * 1000 + 123, f"{DAY}T10:30:00.123000Z"),
+            (str(EPOCH_S), f"{DAY}T10:30:00Z"),
         ],
     )
     async def test_device_time_is_kept_in_utc(self, client, sent, kept):

@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
@@ -50,7 +51,8 @@ async def test_a_stored_log_is_never_hidden_by_a_cached_answer(http, pipeline, p
         assert await messages(http, "cam") == ("database", ["first"])
         assert await messages(http, "cam") == ("cache", ["first"])
 
-        await post(http, device_id="cam", message="second", timestamp="2099-01-01T00:00:00Z")
+        ahead = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+        await post(http, device_id="cam", message="second", timestamp=ahead)
         await wait_for(stored_and_acknowledged(pipeline_app), what="the second log stored")
         assert await messages(http, "cam") == ("database", ["second", "first"])
         assert await messages(http, "cam") == ("cache", ["second", "first"])

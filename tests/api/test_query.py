@@ -1,5 +1,5 @@
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -7,6 +7,9 @@ import pytest
 from fleetlog.config import Settings
 from tests.fixtures.app import client_of, migrated, running_app
 from tests.fixtures.records import make_log
+
+# An hour ago, to the minute: every event time these tests send is inside the window.
+HOUR_AGO = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
 
 
 async def post_at(client, device_id, timestamp, message):
@@ -18,9 +21,9 @@ async def post_at(client, device_id, timestamp, message):
 
 class TestDeviceLogs:
     async def test_newest_first_by_event_time(self, client):
-        await post_at(client, "d1", "2026-01-01T00:00:02Z", "second")
-        await post_at(client, "d1", "2026-01-01T00:00:01Z", "first (sent late)")
-        await post_at(client, "d1", "2026-01-01T00:00:03Z", "third")
+        await post_at(client, "d1", f"{HOUR_AGO}:02Z", "second")
+        await post_at(client, "d1", f"{HOUR_AGO}:01Z", "first (sent late)")
+        await post_at(client, "d1", f"{HOUR_AGO}:03Z", "third")
         body = (await client.get("/api/logs/d1")).json()
         assert [row["message"] for row in body["data"]] == ["third", "second", "first (sent late)"]
         assert body["total"] == 3
@@ -34,7 +37,7 @@ class TestDeviceLogs:
 
     async def test_limit_keeps_the_newest(self, client):
         for second in range(5):
-            await post_at(client, "d1", f"2026-01-01T00:00:0{second}Z", f"m{second}")
+            await post_at(client, "d1", f"{HOUR_AGO}:0{second}Z", f"m{second}")
         body = (await client.get("/api/logs/d1", params={"limit": 2})).json()
         assert [row["message"] for row in body["data"]] == ["m4", "m3"]
         assert body["total"] == 2

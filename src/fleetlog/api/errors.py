@@ -11,8 +11,9 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException
 
-from fleetlog.errors import FleetlogError, InvalidPayload, MalformedBody
+from fleetlog.errors import FleetlogError, InvalidPayload, MalformedBody, field_path
 from fleetlog.metrics import INGEST_REJECTED
+from fleetlog.records import int64_error
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +38,6 @@ def documented(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any
     }
 
 
-def field_path(loc: Iterable[int | str]) -> str:
-    """`("logs", 3, "log_level")` -> `logs[3].log_level`."""
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "body"
-
-
 def describe(errors: Iterable[ErrorDetails]) -> list[dict[str, Any]]:
     """Pydantic errors as the API states them: the field, the rule it broke, and why."""
     return [
@@ -58,11 +51,39 @@ def describe(errors: Iterable[ErrorDetails]) -> list[dict[str, Any]]:
     ]
 
 
+# jiter reads 2**64 as a number, but refuses one of over 4300 digits (Python's limit on
+# int(str)) as invalid JSON: both are numbers no store can hold, refused the same way.
+OUT_OF_RANGE = "number out of range"
+
+
+def number_too_large(where: str) -> InvalidPayload:
+    """The 422 of a number too long to even parse, where its field cannot be known."""
+    error = int64_error()
+    return InvalidPayload(
+        "the body breaks a field rule",
+        detail=[
+            {
+                "loc": ["body"],
+                "field": "body",
+                "rule": error.type,
+                "message": f"{error.message()} (one {where} does not)",
+            }
+        ],
+    )
+
+
+def malformed_json(message: str) -> MalformedBody:
+    detail = [{"loc": ["body"], "field": "body", "rule": "json_invalid", "message": message}]
+    return MalformedBody("the body is not valid JSON", detail=detail)
+
+
 def invalid_payload(exc: ValidationError) -> FleetlogError:
     """Translate a body's ValidationError: broken JSON is a 400, broken field rules a 422."""
     errors = exc.errors(include_url=False, include_input=False, include_context=False)
-    if any(error["type"] == "json_invalid" for error in errors):
-        return MalformedBody("the body is not valid JSON", detail=describe(errors))
+    for error in errors:
+        if error["type"] == "json_invalid":
+            where = error["msg"].partition(OUT_OF_RANGE)[2].strip()
+            return number_too_large(where) if where else malformed_json(error["msg"])
     if any(error["type"] == "model_type" and not error["loc"] for error in errors):
         return InvalidPayload("the body must be a JSON object", detail=describe(errors))
     return InvalidPayload("the body breaks a field rule", detail=describe(errors))
@@ -94,6 +115,11 @@ async def on_fleetlog_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    for error in exc.errors():
+        if error["type"] == "json_invalid":
+            _, position = error["loc"]
+            message = f"Invalid JSON: {error['ctx']['error']} at character {position}"
+            return await on_fleetlog_error(request, malformed_json(message))
     detail = [
         {
             "loc": list(error["loc"]),
@@ -108,6 +134,13 @@ async def on_request_validation(request: Request, exc: Exception) -> JSONRespons
 
 async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    # FastAPI turns a ValueError of json.loads other than JSONDecodeError (a body that is not
+    # UTF-8, an integer past Python's digit limit) into a bare 400: answer as ingest does.
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return await on_fleetlog_error(request, malformed_json("Invalid JSON: not UTF-8"))
+    if isinstance(cause, ValueError):
+        return await on_fleetlog_error(request, number_too_large("of over 4300 digits"))
     code = HTTP_CODES.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from fleetlog.cache import QueryCache
 from fleetlog.config import Settings
 from fleetlog.errors import Misconfigured
-from fleetlog.ingest import Ingest
+from fleetlog.ingest import Ingest, event_window
 from fleetlog.keys import Keys
 from fleetlog.query import LogQuery
 from fleetlog.queue import Queue
@@ -95,7 +95,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             settings=settings,
             store=store,
             queue=queue,
-            ingest=Ingest(queue),
+            ingest=Ingest(queue, window=event_window(settings)),
             query=LogQuery(
                 store,
                 stats_ttl=settings.stats_cache_ttl,

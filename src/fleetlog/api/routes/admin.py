@@ -19,6 +19,7 @@ router = APIRouter(
         **AUTH_RESPONSES,
         **documented(
             {
+                400: "The body is not valid JSON",
                 404: "No such key or user",
                 409: "A key or user of that name exists already",
                 422: "A field breaks its rule",

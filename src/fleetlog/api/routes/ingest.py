@@ -14,6 +14,7 @@ from fleetlog.api.fastpath import DirectRoute
 from fleetlog.api.openapi import json_body
 from fleetlog.api.security import AUTH_RESPONSES, admit
 from fleetlog.auth.principals import Scope
+from fleetlog.ingest import alone
 from fleetlog.records import LogBatchIn, LogIn, QueuedBatch, QueuedLog
 
 router = APIRouter(tags=["ingest"], route_class=DirectRoute)
@@ -48,7 +49,7 @@ async def ingest_one(request: Request) -> Response:
     services = await get_services(request)
     log = await parse_json(request, LogIn, limit=services.settings.max_body_bytes)
     writer.check_devices([log.device_id])
-    (message_id,), received_at = await services.ingest.accept([log])
+    (message_id,), received_at = await services.ingest.accept([log], locate=alone)
     return json_answer(QueuedLog(message_id=message_id, received_at=received_at))
 
 
