@@ -85,7 +85,7 @@ def cases(keys: dict[str, str]) -> list[Case]:
         Case("get", 405, "/api/log", ingest, {}, "GET"),
         Case("head", 405, "/api/logs/batch", ingest, {}, "HEAD"),
         Case("put", 405, "/api/logs/batch", ingest, batch, "PUT"),
-        Case("trailing-slash", 307, "/api/log/", ingest, log),
+        Case("trailing-slash", 404, "/api/log/", ingest, log),
     ]
 
 

@@ -2,7 +2,6 @@
 and no path trick reads another device's logs."""
 
 import json
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ from fleetlog.records import encode_records
 from fleetlog.redis_client import connect
 from fleetlog.store.bulk import BulkWriter, Packed
 from fleetlog.store.partitions import partition_name
+from tests.fixtures import wire
 from tests.fixtures.pipeline import Table, make_record, pipeline_settings, settings_env, wait_for
 from tests.fixtures.process import FleetlogProcess, Server, running_server
 from tests.fixtures.records import make_log
@@ -40,16 +40,10 @@ ID_PATHS = {
 
 def raw_get(server: Server, path: str) -> tuple[int, dict[str, str], bytes]:
     """One GET sent byte for byte as given (no client normalises the path), Host set by us."""
-    request = f"GET {path} HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(request.encode())
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value.strip() for name, _, value in (h.partition(":") for h in lines)}
-    return int(status_line.split()[1]), headers, body
+    with wire.connect(server.url) as sock:
+        sock.sendall(wire.head("GET", path, {"Host": "evil.example", "Connection": "close"}))
+        answer = wire.read_answer(sock)
+    return answer.status, answer.headers, answer.body
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +183,11 @@ async def test_the_worker_keeps_partitions_and_retention_retires_cached_answers(
                 ahead = {partition_name((today + timedelta(days=d)).date()) for d in range(4)}
                 assert ahead <= await partitions()
                 assert partition_name(expired.date()) not in await partitions()
+
+
+@pytest.mark.parametrize("path", ["/health/", "/api/stats/", "//evil.example/health"])
+def test_no_path_is_redirected_whatever_the_host_header_says(server, path):
+    status, headers, body = raw_get(server, path)
+    assert status == 404
+    assert json.loads(body)["error"] == "not_found"
+    assert "location" not in headers

@@ -36,6 +36,9 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description="Log collection that answers fast and never loses an accepted log.",
         lifespan=lifespan,
+        # A path with a slash too many is not found, never redirected: Starlette would build
+        # the Location from the client's Host header.
+        redirect_slashes=False,
         # Off unless asked for: even unconfigured, it asks OpenTelemetry for providers on
         # every request.
         telemetry={"tracing": settings.otel_tracing, "metrics": False, "logs": False},
