@@ -58,6 +58,18 @@ class InvalidParameter(FleetlogError):
     code = "invalid_parameter"
 
 
+class MalformedRequest(FleetlogError):
+    """Not HTTP/1.1 that the server can parse; answered, where it can be, before closing."""
+
+    status = 400
+    code = "malformed_request"
+
+
+class RequestTimeout(FleetlogError):
+    status = 408
+    code = "request_timeout"
+
+
 class PayloadTooLarge(FleetlogError):
     status = 413
     code = "payload_too_large"

@@ -23,21 +23,18 @@ from uvicorn.server import ServerState
 
 from fleetlog.api.errors import error_response
 from fleetlog.config import Settings
-from fleetlog.errors import FleetlogError, HeadersTooLarge, Unavailable, UriTooLong
+from fleetlog.errors import (
+    FleetlogError,
+    HeadersTooLarge,
+    MalformedRequest,
+    RequestTimeout,
+    Unavailable,
+    UriTooLong,
+)
 from fleetlog.metrics import CONNECTIONS_CLOSED, OPEN_CONNECTIONS
 
 # Files a server process holds besides its connections: the store, logs, pipes, the listener.
 FILE_HEADROOM = 256
-
-
-class MalformedRequest(FleetlogError):
-    status = 400
-    code = "malformed_request"
-
-
-class RequestTimeout(FleetlogError):
-    status = 408
-    code = "request_timeout"
 
 
 @dataclass(frozen=True)
