@@ -131,9 +131,10 @@ async def test_pages_and_cached_limits_on_postgresql(pipeline):
     settings = pipeline.model_copy(update={"max_response_bytes": 64 * 1024})
     async with running_app(settings) as app, client_of(app) as http:
         async with running_worker(settings):
+            start = datetime.now(UTC) - timedelta(hours=1)
             for i in range(20):
                 log = make_log(device_id="cam", message=f"m{i}", log_data={"b": "x" * 10_000})
-                await post(http, **log, timestamp=f"2026-01-01T00:00:{i:02d}Z")
+                await post(http, **log, timestamp=(start + timedelta(seconds=i)).isoformat())
             await wait_for(stored_and_acknowledged(app), what="the logs stored")
         messages, params = [], {"limit": 1000}
         while True:

@@ -10,6 +10,7 @@ from tests.fixtures.records import make_log
 
 # An hour ago, to the minute: every event time these tests send is inside the window.
 HOUR_AGO = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+ONE_INSTANT = f"{HOUR_AGO}:00Z"
 
 
 async def post_at(client, device_id, timestamp, message):
@@ -101,7 +102,7 @@ async def post_logs(client, device_id: str, n: int, *, data_bytes: int = 0) -> N
             device_id=device_id,
             message=f"m{i}",
             log_data={"blob": "x" * data_bytes},
-            timestamp=f"2026-01-01T00:00:{i % 60:02d}Z",
+            timestamp=f"{HOUR_AGO}:{i % 60:02d}Z",
         )
         assert (await client.post("/api/log", json=log)).status_code == 200
 
@@ -154,7 +155,8 @@ class TestPages:
         ]
 
     async def test_logs_of_one_instant_are_paged_by_id(self, client):
-        batch = {"logs": [make_log(device_id="d1", message=f"m{i}", timestamp=0) for i in range(5)]}
+        logs = [make_log(device_id="d1", message=f"m{i}", timestamp=ONE_INSTANT) for i in range(5)]
+        batch = {"logs": logs}
         assert (await client.post("/api/logs/batch", json=batch)).status_code == 200
         pages = await walk(client, "d1", limit=2)
         ids = [row["id"] for page in pages for row in page["data"]]

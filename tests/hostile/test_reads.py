@@ -35,6 +35,7 @@ ID_PATHS = {
     "sp ace": ["/api/logs/sp%20ace"],
     "ünï": ["/api/logs/%C3%BCn%C3%AF"],
     "batch": ["/api/logs/batch"],
+    "two\nlines\r": ["/api/logs/two%0Alines%0D"],
 }
 
 

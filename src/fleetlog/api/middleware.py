@@ -31,7 +31,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            template = getattr(scope.get("route"), "path", "unmatched")
+            template = getattr(scope.get("route"), "path_format", "unmatched")
             self._timer(template, scope["method"]).observe(time.perf_counter() - started)
             self._counter(template, scope["method"], status).inc()
 

@@ -20,6 +20,7 @@ router = APIRouter(tags=["auth"])
 TOKEN_RESPONSES = documented(
     {
         401: "Wrong user name or password, or a refresh token used before or no longer valid",
+        413: "The form is over 16 KiB, all the sign-in form may hold",
         422: "A form field is missing or breaks its rule",
         429: "Too many sign-in attempts from this address; retry after Retry-After seconds",
     }

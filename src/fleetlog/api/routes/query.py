@@ -6,19 +6,35 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import AfterValidator
+from starlette.convertors import Convertor, register_url_convertor
 
 from fleetlog.api.deps import QueryDep
 from fleetlog.api.security import AUTH_RESPONSES, require
 from fleetlog.auth.principals import Scope
 from fleetlog.records import MAX_BATCH, MAX_DEVICE_ID, LogsPage, Stats, reject_nul
 
+
+class DeviceIdConvertor(Convertor[str]):
+    """The rest of the path, whatever it holds: a device id may hold "/" (as %2F or as is) and
+    line breaks, which Starlette's `path` (`.*`) stops at."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("device_id", DeviceIdConvertor())
+
 router = APIRouter(
     tags=["query"], dependencies=[Depends(require(Scope.READ))], responses=AUTH_RESPONSES
 )
 
 
-# `path`: a device id may hold "/" (ingest accepts it), sent as %2F or as is.
-@router.get("/api/logs/{device_id:path}", response_model=LogsPage)
+@router.get("/api/logs/{device_id:device_id}", response_model=LogsPage)
 async def device_logs(
     device_id: Annotated[
         str, Path(min_length=1, max_length=MAX_DEVICE_ID), AfterValidator(reject_nul)
