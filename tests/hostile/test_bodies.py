@@ -75,6 +75,18 @@ def test_a_stranger_is_answered_before_any_body_byte(secured, path, framing):
         read_until_closed(sock)
 
 
+def test_a_key_without_the_right_is_answered_before_any_body_byte(secured):
+    server, _, _ = secured
+    reader = asyncio.run(add_key(secure_settings(server.data_dir), "reader", Scope.READ))
+    headers = {**bearer(reader), "Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    with connect(server.url, timeout=5) as sock:
+        sock.sendall(head("POST", "/api/logs/batch", headers))
+        answer = read_answer(sock)
+        assert answer.status == 403
+        assert answer.headers["connection"] == "close"
+        read_until_closed(sock)
+
+
 def test_bodies_past_the_budget_get_503_before_they_are_read(secured):
     server, key, _ = secured
     headers = {**bearer(key), "Content-Type": "application/json", "Content-Length": str(6 * MIB)}

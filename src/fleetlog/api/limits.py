@@ -1,8 +1,9 @@
 """ASGI middleware bounding what a request may make fleetlog hold: URL, headers and body.
 
 No byte of a body is read before the request is admitted:
-* its credential is identified (the sign-in form, the only body taken from nobody, gets a small
-  cap instead), so a stranger's body is never buffered;
+* its credential is identified, checked for the scope the path needs and counted against its
+  rate (the sign-in form, the only body taken from nobody, is counted against the client's
+  address and gets a small cap instead), so a stranger's body is never buffered;
 * the body fits the cap (a declared Content-Length is checked at once, a chunked body as it
   arrives), and the process's byte budget for bodies being read: Content-Length is reserved whole
   before reading, a chunked body as it comes. Past the cap the answer is 413, past the budget 503.
@@ -18,9 +19,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fleetlog.api.body import too_large
-from fleetlog.api.errors import count_rejection, error_response
+from fleetlog.api.errors import INGEST_PATHS, count_rejection, error_response
 from fleetlog.api.memory import MemoryReturn
-from fleetlog.api.security import TOKEN_URL, presented_credential
+from fleetlog.api.security import ADMITTED, TOKEN_URL, presented_credential
+from fleetlog.auth.principals import Scope as AuthScope
 from fleetlog.errors import (
     BodiesOverBudget,
     FleetlogError,
@@ -98,15 +100,18 @@ class RequestLimits:
         except FleetlogError as exc:
             await refuse(scope, send, exc)
             return
-        if not framing.has_body:
-            await self.app(scope, receive, send)
-            return
-        meter = BodyMeter(scope, receive, send, limit=limit, budget=self.budget)
-        meter.reserved = framing.declared or 0
+        if framing.chunked:
+            meter = BodyMeter(scope, receive, send, limit=limit, budget=self.budget)
+            receive, send = meter.receive, meter.send
         try:
-            await self.app(scope, meter.receive, meter.send)
+            await self.app(scope, receive, send)
         finally:
-            self.budget.give(meter.reserved)
+            # A declared length was reserved whole (and httptools reads no more than it);
+            # a chunked body as it came.
+            if framing.chunked:
+                self.budget.give(meter.reserved)
+            elif framing.declared:
+                self.budget.give(framing.declared)
 
     def check_head(self, scope: Scope) -> Framing:
         """How the body comes; raises the limit the URL or headers break, if any."""
@@ -125,20 +130,36 @@ class RequestLimits:
         return framing
 
     async def admit_body(self, scope: Scope, framing: Framing) -> int:
-        """Before its body is read: who sends it, and room for it. Returns the body's cap."""
+        """Before its body is read: who sends it, may they, and room for it. Returns its cap.
+
+        The principal admitted is kept in the scope: the route checks its own scope against
+        it, and neither identifies nor rate-limits the request again.
+        """
+        gatekeeper = scope["app"].state.gatekeeper
+        client = scope.get("client")
+        address = client[0] if client else None
         limit = self.max_body_bytes
         if scope["path"] == TOKEN_URL:
             limit = min(limit, SIGN_IN_BODY_BYTES)
+            await gatekeeper.throttle_address(address)
         else:
-            gatekeeper = scope["app"].state.gatekeeper
-            client = scope.get("client")
             credential = presented_credential(Headers(scope=scope))
-            await gatekeeper.identify(credential, client[0] if client else None)
+            required = body_scope(scope["path"])
+            scope[ADMITTED] = await gatekeeper.admit(credential, required, address)
         if framing.declared is not None:
             if framing.declared > limit:
                 raise too_large(limit)
             self.budget.take(framing.declared)
         return limit
+
+
+def body_scope(path: str) -> AuthScope | None:
+    """The scope a body sent to `path` needs: ingest, or admin for keys and users."""
+    if path in INGEST_PATHS:
+        return AuthScope.INGEST
+    if path.startswith(("/api/keys", "/api/users")):
+        return AuthScope.ADMIN
+    return None
 
 
 def check_transfer_coding(value: bytes) -> bool:

@@ -65,14 +65,18 @@ class Gatekeeper:
         self, credential: str | None, scope: Scope | None, client: str | None
     ) -> Principal:
         """The principal of this request, checked for `scope` and counted against its rate."""
-        principal = await self.identify(credential, client)
-        if principal is OPEN:
-            return principal
-        if scope is not None and scope not in principal.grants:
+        principal = self.authorize(await self.identify(credential, client), scope)
+        if principal is not OPEN:
+            limit = principal.limit or self.policy.default_limit
+            await self.throttle(principal.subject, limit, kind=principal.kind)
+        return principal
+
+    @staticmethod
+    def authorize(principal: Principal, scope: Scope | None) -> Principal:
+        """`principal`, if it is granted `scope` (any identity when None)."""
+        if principal is not OPEN and scope is not None and scope not in principal.grants:
             AUTH_REFUSED.labels("scope").inc()
             raise principal.forbidden(scope)
-        limit = principal.limit or self.policy.default_limit
-        await self.throttle(principal.subject, limit, kind=principal.kind)
         return principal
 
     async def identify(self, credential: str | None, client: str | None) -> Principal:

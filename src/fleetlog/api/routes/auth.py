@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Response
+from fastapi import APIRouter, Form, Response
 
 from fleetlog.api.errors import documented
 from fleetlog.api.security import (
@@ -10,7 +10,6 @@ from fleetlog.api.security import (
     TOKEN_URL,
     GatekeeperDep,
     Identity,
-    throttle_address,
 )
 from fleetlog.auth.schemas import IdentityOut, TokenForm, TokenOut
 from fleetlog.errors import InvalidPayload
@@ -31,7 +30,6 @@ TOKEN_RESPONSES = documented(
     TOKEN_URL,
     response_model=TokenOut,
     responses=TOKEN_RESPONSES,
-    dependencies=[Depends(throttle_address)],
 )
 async def token(
     form: Annotated[TokenForm, Form()], gatekeeper: GatekeeperDep, response: Response
