@@ -3,8 +3,8 @@
 from datetime import timedelta
 
 from fleetlog.config import Settings
+from fleetlog.event_time import EventWindow
 from fleetlog.ingest import event_window
-from fleetlog.records import EventWindow
 
 DAY = timedelta(days=1)
 

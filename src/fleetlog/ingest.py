@@ -7,9 +7,10 @@ from typing import Any
 
 from fleetlog.config import Settings
 from fleetlog.errors import InvalidPayload, field_path
+from fleetlog.event_time import EventBounds, EventWindow
 from fleetlog.metrics import INGEST_BATCH_SIZE, LOGS_ACCEPTED
 from fleetlog.queue import Queue
-from fleetlog.records import EventBounds, EventWindow, LogIn, LogLevel, LogRecord
+from fleetlog.records import LogIn, LogLevel, LogRecord
 
 ACCEPTED_BY_LEVEL = {level.value: LOGS_ACCEPTED.labels(level.value) for level in LogLevel}
 

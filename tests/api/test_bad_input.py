@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import sys
 import zlib
 
 import pytest
@@ -151,16 +152,39 @@ class TestBody:
         assert answer.json()["error"] == "malformed_body"
         assert ("body", "json_invalid") in rules(answer)
 
-    async def test_json_the_parser_cannot_read_gets_the_ingest_answers_on_admin_routes(
-        self, client
-    ):
+    async def test_an_integer_too_long_to_parse_on_an_admin_route_is_out_of_range(self, client):
         huge = b'{"name": "k", "scope": "ingest", "burst": ' + b"9" * 5000 + b"}"
         answer = await client.post("/api/keys", content=huge, headers=JSON)
         assert answer.status_code == 422
         assert rules(answer) == {("body", "int64_range")}
+        assert "of over 4300 digits" in answer.json()["detail"][0]["message"]
+
+    async def test_the_digit_limit_named_is_the_one_in_force(self, client):
+        body = b'{"name": "k", "scope": "ingest", "burst": ' + b"9" * 2000 + b"}"
+        default = sys.get_int_max_str_digits()
+        sys.set_int_max_str_digits(1000)
+        try:
+            answer = await client.post("/api/keys", content=body, headers=JSON)
+        finally:
+            sys.set_int_max_str_digits(default)
+        assert rules(answer) == {("body", "int64_range")}
+        assert "of over 1000 digits" in answer.json()["detail"][0]["message"]
+
+    async def test_a_body_not_in_utf8_on_an_admin_route_is_invalid_json(self, client):
         answer = await client.post("/api/keys", content=b'{"name": "\xff"}', headers=JSON)
         assert answer.status_code == 400
         assert rules(answer) == {("body", "json_invalid")}
+
+    async def test_json_nested_too_deeply_on_an_admin_route_is_invalid_json(self, client):
+        deep = b'{"name": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+        answer = await client.post("/api/keys", content=deep, headers=JSON)
+        assert answer.status_code == 400
+        assert answer.json()["error"] == "malformed_body"
+        assert rules(answer) == {("body", "json_invalid")}
+        deep_log = b'{"logs": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+        assert rules(await client.post("/api/logs/batch", content=deep_log, headers=JSON)) == {
+            ("body", "json_invalid")
+        }
 
     @pytest.mark.parametrize("body", [b"[]", b"42", b'"text"', b"null"])
     async def test_json_that_is_not_an_object_is_422(self, client, body):

@@ -1,6 +1,7 @@
 """Every error answer of the API: `{"error": code, "detail": ...}`, rendered in one place."""
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -72,6 +73,16 @@ def number_too_large(where: str) -> InvalidPayload:
     )
 
 
+# FastAPI answers a body json.loads refuses with anything but a JSONDecodeError (or one it
+# could not read) with a bare 400 of this detail, the error as its cause.
+PARSE_FAILED = "There was an error parsing the body"
+UNREADABLE = "the body could not be read"
+# The causes json.loads gives: an integer past Python's limit on int(str) (4300 digits unless
+# PYTHONINTMAXSTRDIGITS says otherwise), and nesting past the recursion limit.
+DIGIT_LIMIT = re.compile(r"Exceeds the limit \((\d+) digits\) for integer string conversion")
+JSON_TOO_DEEP = "maximum recursion depth exceeded while decoding a JSON"
+
+
 def malformed_json(message: str) -> MalformedBody:
     detail = [{"loc": ["body"], "field": "body", "rule": "json_invalid", "message": message}]
     return MalformedBody("the body is not valid JSON", detail=detail)
@@ -132,15 +143,25 @@ async def on_request_validation(request: Request, exc: Exception) -> JSONRespons
     return error_response(422, "validation_error", "the request breaks a parameter rule", detail)
 
 
+def unparsed_body(cause: BaseException) -> FleetlogError:
+    """The answer to a body FastAPI could not parse, told by its exact cause: as ingest
+    answers the same body where the cause is one of json.loads, else a 400 naming the body."""
+    if isinstance(cause, UnicodeDecodeError):
+        return malformed_json("Invalid JSON: not UTF-8")
+    message = str(cause)
+    if type(cause) is RecursionError and message.startswith(JSON_TOO_DEEP):
+        return malformed_json("Invalid JSON: nested too deeply")
+    digits = DIGIT_LIMIT.match(message) if type(cause) is ValueError else None
+    if digits is not None:
+        return number_too_large(f"of over {digits[1]} digits")
+    detail = [{"loc": ["body"], "field": "body", "rule": "readable", "message": UNREADABLE}]
+    return MalformedBody(UNREADABLE, detail=detail)
+
+
 async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    # FastAPI turns a ValueError of json.loads other than JSONDecodeError (a body that is not
-    # UTF-8, an integer past Python's digit limit) into a bare 400: answer as ingest does.
-    cause = exc.__cause__
-    if isinstance(cause, UnicodeDecodeError):
-        return await on_fleetlog_error(request, malformed_json("Invalid JSON: not UTF-8"))
-    if isinstance(cause, ValueError):
-        return await on_fleetlog_error(request, number_too_large("of over 4300 digits"))
+    if exc.detail == PARSE_FAILED and exc.__cause__ is not None:
+        return await on_fleetlog_error(request, unparsed_body(exc.__cause__))
     code = HTTP_CODES.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
