@@ -85,6 +85,10 @@ def metric(server, name: str, **labels: str) -> float:
     )
 
 
+def closures(server, reason: str) -> float:
+    return metric(server, "fleetlog_connections_closed_total", reason=reason)
+
+
 def wait_for(condition, timeout: float = PATIENCE_S) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -131,11 +135,12 @@ class TestDeadlines:
         assert after == before + 1
 
     def test_a_body_stopped_midway_is_closed(self, server):
+        before = closures(server, "body_timeout")
         body = json.dumps(make_log(device_id="stalled")).encode()
         sock = connect(server, POST_HEAD % len(body) + body[:10])
         received, _ = closed_by_server(sock)
         assert received == b""
-        assert metric(server, "fleetlog_connections_closed_total", reason="body_timeout") >= 1
+        assert closures(server, "body_timeout") == before + 1
 
     def test_a_body_that_keeps_moving_outlives_the_deadline(self, server):
         body = json.dumps(make_log(device_id="slow-but-steady")).encode()
