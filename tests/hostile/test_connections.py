@@ -8,6 +8,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from fleetlog.api.connections import CHUNK_FRAMING_BYTES
 from tests.fixtures.process import running_server
 from tests.fixtures.records import make_log
 
@@ -182,6 +183,45 @@ class TestUnendingHeads:
         # Cut off within a few socket buffers of the 64 KiB bound, not after 256 MB.
         assert sent < 32 * 1024 * 1024
         assert httpx.get(f"{server.url}/health", timeout=PATIENCE_S).status_code == 200
+
+
+# The sign-in form is read from anyone: what a stranger can send.
+CHUNKED_SIGN_IN = (
+    b"POST /api/auth/token HTTP/1.1\r\nHost: fleetlog\r\nTransfer-Encoding: chunked\r\n"
+    b"Content-Type: application/x-www-form-urlencoded\r\n\r\n"
+)
+LAST_CHUNK = b"5\r\nab=cd\r\n0\r\n"
+
+
+class TestChunkFraming:
+    def test_a_trailer_past_the_bound_is_answered_and_closed(self, server):
+        before = closures(server, "trailers_too_large")
+        start = CHUNKED_SIGN_IN + LAST_CHUNK + b"X-Big: "
+        # The body's bytes are not counted, and each chunk's framing is allowed for.
+        bound = HEAD_BOUND + len(b"ab=cd") + 2 * CHUNK_FRAMING_BYTES
+        received, _ = closed_by_server(connect(server, start + b"a" * (bound + 1 - len(start))))
+        status, headers, body = answer_of(received)
+        assert status == 431
+        assert headers["connection"] == "close"
+        assert body["error"] == "headers_too_large"
+        assert body["detail"] == [
+            {"field": "trailers", "rule": "max_head_bytes", "limit": HEAD_BOUND}
+        ]
+        assert closures(server, "trailers_too_large") == before + 1
+
+    @pytest.mark.parametrize(
+        "start",
+        [CHUNKED_SIGN_IN + LAST_CHUNK + b"X-Big: ", CHUNKED_SIGN_IN + b"1;ext="],
+        ids=["trailer", "chunk_extension"],
+    )
+    def test_unending_chunk_framing_is_cut_off(self, server, start):
+        before = closures(server, "trailers_too_large")
+        with connect(server, start) as sock:
+            sent = send_until_cut_off(sock, 64 * 1024 * 1024)
+        # Cut off within a few socket buffers of the 64 KiB bound, not after 64 MB.
+        assert sent < 32 * 1024 * 1024
+        assert httpx.get(f"{server.url}/health", timeout=PATIENCE_S).status_code == 200
+        wait_for(lambda: closures(server, "trailers_too_large") == before + 1)
 
 
 def test_server_processes_of_serve_workers_keep_the_bounds(tmp_path):

@@ -1,12 +1,12 @@
 """The HTTP/1.1 connection: uvicorn's httptools protocol, bounded in what one client can hold.
 
-httptools builds a header or a URL that arrives in pieces by concatenation, so an unending one
-costs the square of its size; and uvicorn keeps a connection open for as long as its client is
-silent. `BoundedHttpProtocol` counts the bytes of an unfinished request head as they arrive and
-closes the connection past `max_head_bytes`; it closes connections whose head is not complete
-after `head_timeout`, or whose body stops moving for `body_timeout`; and it refuses connections
-past `max_connections` per process. Where the server can still answer, it answers in JSON, as the
-API does, then closes.
+httptools builds a header, a trailer or a URL that arrives in pieces by concatenation, so an
+unending one costs the square of its size; and uvicorn keeps a connection open for as long as its
+client is not silent. `BoundedHttpProtocol` counts the bytes of a request that are not its body
+(head, chunk framing, trailers) as they arrive and closes the connection past `max_head_bytes`;
+it closes connections whose head is not complete after `head_timeout`, or whose body stops moving
+for `body_timeout`; and it refuses connections past `max_connections` per process. Where the
+server can still answer, it answers in JSON, as the API does, then closes.
 """
 
 import asyncio
@@ -35,6 +35,9 @@ from fleetlog.metrics import CONNECTIONS_CLOSED, OPEN_CONNECTIONS
 
 # Files a server process holds besides its connections: the store, logs, pipes, the listener.
 FILE_HEADROOM = 256
+# What one chunk's size line and closing CRLF may take without counting against the head bound:
+# 16 hex digits (any 64-bit size) and a short extension. Chunk extensions are otherwise counted.
+CHUNK_FRAMING_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -87,9 +90,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a bounded head, two deadlines and a connection cap.
 
     It sits on the ingest hot path: per request it only notes a few times and flags, and counts
-    bytes per `data_received` call, never one by one. Each connection has one timer, which
-    looks at what the connection is doing when it fires and sets itself again for the next
-    deadline due, or for `recheck` seconds at most.
+    bytes per `data_received`, `on_body` and chunk, never one by one. Each connection has one
+    timer, which looks at what the connection is doing when it fires and sets itself again for
+    the next deadline due, or for `recheck` seconds at most.
     """
 
     def __init__(
@@ -105,7 +108,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.limits = limits
         self.reading_head = True  # from a connection's start, and after each complete request
         self.head_started: float | None = None  # None between requests: keep-alive governs
-        self.head_bytes = 0
+        # Bytes of this request that are not body, less each chunk's allowance, counted on
+        # arrival: a whole buffer before the parser reads it, less the body as it is parsed.
+        self.non_body_bytes = 0
         self.url = bytearray()  # type: ignore[assignment]
         self.awaiting_body = False
         self.body_moved_at = 0.0
@@ -150,17 +155,15 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self.reading_head:
-            self.head_bytes += len(data)
-        else:
+        self.non_body_bytes += len(data)
+        if not self.reading_head:
             self.body_moved_at = self.loop.time()
         super().data_received(data)
-        if (
-            self.reading_head
-            and self.head_bytes > self.limits.max_head_bytes
-            and not self.transport.is_closing()
-        ):
-            self.end("head_too_large", self.head_too_large())
+        if self.non_body_bytes > self.limits.max_head_bytes and not self.transport.is_closing():
+            if self.reading_head:
+                self.end("head_too_large", self.head_too_large())
+            else:
+                self.end("trailers_too_large", self.trailers_too_large())
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -176,9 +179,17 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.body_moved_at = self.loop.time()
         super().on_headers_complete()
 
+    def on_chunk_header(self) -> None:
+        # An allowance is spent on the chunk it comes with, never saved up for a trailer.
+        self.non_body_bytes = max(0, self.non_body_bytes - CHUNK_FRAMING_BYTES)
+
+    def on_body(self, body: bytes) -> None:
+        self.non_body_bytes -= len(body)
+        super().on_body(body)
+
     def on_message_complete(self) -> None:
         self.reading_head = True
-        self.head_bytes = 0
+        self.non_body_bytes = 0
         self.awaiting_body = False
         super().on_message_complete()
 
@@ -204,6 +215,13 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         return HeadersTooLarge(
             f"the request head is over {limit} bytes",
             detail=broken("headers", "max_head_bytes", limit),
+        )
+
+    def trailers_too_large(self) -> FleetlogError:
+        limit = self.limits.max_head_bytes
+        return HeadersTooLarge(
+            f"the request's trailers and chunk framing are over {limit} bytes",
+            detail=broken("trailers", "max_head_bytes", limit),
         )
 
     def check_deadlines(self) -> None:
@@ -243,22 +261,31 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             f"the request head did not arrive within {self.limits.head_timeout:g} s",
             detail=broken("headers", "head_timeout", self.limits.head_timeout),
         )
-        self.end("head_timeout", late if self.head_bytes else None)
+        self.end("head_timeout", late if self.non_body_bytes else None)
 
     def end(self, reason: str, error: FleetlogError | None = None) -> None:
-        """Close the connection; answer `error` first unless a response is under way.
+        """Close the connection; answer `error` first if it can be the answer to its request.
 
         A request still being handled sees `http.disconnect` at once, as if the client had gone.
         """
         CONNECTIONS_CLOSED.labels(reason).inc()
+        if error is not None and self.answerable:
+            self.transport.write(rendered(error, self.server_state.default_headers))
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True
             cycle.message_event.set()
-        elif error is not None:
-            self.transport.write(rendered(error, self.server_state.default_headers))
         self.disarm()
         self.transport.close()
+
+    @property
+    def answerable(self) -> bool:
+        """Whether an answer now would be the only one to the request being read, or between two."""
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return True
+        # A request is in hand: only its own body, before its answer starts, may be refused.
+        return not (self.reading_head or cycle.response_started or self.pipeline)
 
     def disarm(self) -> None:
         if self.deadline is not None:
