@@ -17,6 +17,8 @@ HEAD_BOUND = 64 * 1024  # FLEETLOG_MAX_HEAD_BYTES's default
 DEADLINE_S = 1.0
 # How long a test waits for the server to act; a server without the deadline never does.
 PATIENCE_S = DEADLINE_S + 4.0
+# The module server's least body rate: a steady slow body beats it, a trickle does not.
+MIN_BODY_RATE = 20
 
 
 def connect(server, first: bytes = b"") -> socket.socket:
@@ -63,6 +65,21 @@ def send_until_cut_off(sock: socket.socket, limit: int) -> int:
     return sent
 
 
+def trickle_until_closed(sock: socket.socket, *, every: float) -> bytes:
+    """Send a byte each `every` s until the server answers or closes; fail past the patience."""
+    sock.settimeout(every)
+    deadline = time.monotonic() + PATIENCE_S
+    while time.monotonic() < deadline:
+        sock.sendall(b" ")
+        try:
+            return sock.recv(65536)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return b""
+    raise AssertionError("the server let the body trickle on")
+
+
 def answer_of(raw: bytes) -> tuple[int, dict[str, str], dict]:
     head, _, body = raw.partition(b"\r\n\r\n")
     status_line, *lines = head.decode().split("\r\n")
@@ -102,6 +119,7 @@ def server(tmp_path_factory):
     env = {
         "FLEETLOG_HEAD_TIMEOUT": str(DEADLINE_S),
         "FLEETLOG_BODY_TIMEOUT": str(DEADLINE_S),
+        "FLEETLOG_MIN_BODY_RATE": str(MIN_BODY_RATE),
     }
     with running_server(tmp_path_factory.mktemp("connections") / "data", env=env) as running:
         yield running
@@ -142,6 +160,14 @@ class TestDeadlines:
         received, _ = closed_by_server(sock)
         assert received == b""
         assert closures(server, "body_timeout") == before + 1
+
+    def test_a_body_that_trickles_below_the_least_rate_is_closed(self, server):
+        before = closures(server, "body_too_slow")
+        with connect(server, POST_HEAD % 10_000) as sock:
+            # A byte four times per deadline: never silent long enough for the body deadline.
+            received = trickle_until_closed(sock, every=DEADLINE_S / 4)
+        assert received == b""
+        assert closures(server, "body_too_slow") == before + 1
 
     def test_a_body_that_keeps_moving_outlives_the_deadline(self, server):
         body = json.dumps(make_log(device_id="slow-but-steady")).encode()

@@ -4,9 +4,10 @@ httptools builds a header, a trailer or a URL that arrives in pieces by concaten
 unending one costs the square of its size; and uvicorn keeps a connection open for as long as its
 client is not silent. `BoundedHttpProtocol` counts the bytes of a request that are not its body
 (head, chunk framing, trailers) as they arrive and closes the connection past `max_head_bytes`;
-it closes connections whose head is not complete after `head_timeout`, or whose body stops moving
-for `body_timeout`; and it refuses connections past `max_connections` per process. Where the
-server can still answer, it answers in JSON, as the API does, then closes.
+it closes connections whose head is not complete after `head_timeout`, whose body stops moving for
+`body_timeout`, or whose body averages less than `min_body_rate` once it has been arriving for
+`body_timeout`; and it refuses connections past `max_connections` per process. Where the server
+can still answer, it answers in JSON, as the API does, then closes.
 """
 
 import asyncio
@@ -49,6 +50,7 @@ class ConnectionLimits:
     head_timeout: float
     body_timeout: float
     max_connections: int
+    min_body_rate: float
     retry_after: float
 
     @property
@@ -64,6 +66,7 @@ class ConnectionLimits:
             head_timeout=settings.head_timeout.total_seconds(),
             body_timeout=settings.body_timeout.total_seconds(),
             max_connections=settings.max_connections,
+            min_body_rate=settings.min_body_rate,
             retry_after=settings.retry_after.total_seconds(),
         )
 
@@ -87,7 +90,7 @@ def rendered(error: FleetlogError, default_headers: list[tuple[bytes, bytes]]) -
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a bounded head, two deadlines and a connection cap.
+    """uvicorn's httptools protocol with a bounded head, deadlines, a least body rate and a cap.
 
     It sits on the ingest hot path: per request it only notes a few times and flags, and counts
     bytes per `data_received`, `on_body` and chunk, never one by one. Each connection has one
@@ -108,11 +111,13 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.limits = limits
         self.reading_head = True  # from a connection's start, and after each complete request
         self.head_started: float | None = None  # None between requests: keep-alive governs
-        # Bytes of this request that are not body, less each chunk's allowance, counted on
-        # arrival: a whole buffer before the parser reads it, less the body as it is parsed.
+        # Bytes of this request that are not body (less each chunk's allowance), body bytes, both
+        # counted on arrival: a whole buffer before the parser reads it, the body as it is parsed.
         self.non_body_bytes = 0
+        self.body_bytes = 0
         self.url = bytearray()  # type: ignore[assignment]
         self.awaiting_body = False
+        self.body_started = 0.0
         self.body_moved_at = 0.0
         self.deadline: TimerHandle | None = None
         self.counted = False
@@ -176,7 +181,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.reading_head = False
         self.head_started = None
         self.awaiting_body = True
-        self.body_moved_at = self.loop.time()
+        self.body_bytes = 0
+        self.body_started = self.body_moved_at = self.loop.time()
         super().on_headers_complete()
 
     def on_chunk_header(self) -> None:
@@ -185,6 +191,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         self.non_body_bytes -= len(body)
+        self.body_bytes += len(body)
         super().on_body(body)
 
     def on_message_complete(self) -> None:
@@ -231,12 +238,14 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if now < due:
             delay = min(due - now, self.limits.recheck)
             self.deadline = self.loop.call_later(delay, self.check_deadlines)
-        elif self.reading_head:
-            self.deadline = None
+            return
+        self.deadline = None
+        if self.reading_head:
             self.head_expired()
-        else:
-            self.deadline = None
+        elif now >= self.body_moved_at + self.limits.body_timeout:
             self.end("body_timeout")
+        else:
+            self.end("body_too_slow")
 
     def next_due(self, now: float) -> float:
         """When the deadline of what the connection does now falls due; inf if it has none."""
@@ -247,10 +256,16 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if not self.awaiting_body:
             return math.inf
         if self.flow.read_paused or self.cycle.waiting_for_100_continue:
-            # fleetlog is the one waiting: the body's clock starts again once it reads on.
-            self.body_moved_at = now
+            # fleetlog is the one waiting: the body's clocks start again once it reads on.
+            self.body_started = self.body_moved_at = now
+            self.body_bytes = 0
             return now + self.limits.body_timeout / 4
-        return self.body_moved_at + self.limits.body_timeout
+        return min(self.body_moved_at + self.limits.body_timeout, self.too_slow_at())
+
+    def too_slow_at(self) -> float:
+        """When the body, if no more of it comes, falls below the least rate past its grace."""
+        owed = max(self.limits.body_timeout, self.body_bytes / self.limits.min_body_rate)
+        return self.body_started + owed
 
     def head_expired(self) -> None:
         """Close a connection whose request head is not complete in time.
