@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     head_timeout: Duration = timedelta(seconds=10)
     body_timeout: Duration = timedelta(seconds=30)
     max_connections: PositiveInt = 1024
+    # Bytes/s a body must average once it has been arriving for `body_timeout`.
+    min_body_rate: PositiveInt = 1024
     trusted_proxies: Annotated[list[str], NoDecode, BeforeValidator(proxy_list)] = Field(
         default_factory=list
     )

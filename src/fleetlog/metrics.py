@@ -125,7 +125,7 @@ OPEN_CONNECTIONS = Gauge(
 CONNECTIONS_CLOSED = Counter(
     "fleetlog_connections_closed_total",
     "Connections fleetlog closed or refused itself, by reason (head_timeout, body_timeout, "
-    "head_too_large, malformed, evicted, over_capacity).",
+    "body_too_slow, head_too_large, trailers_too_large, malformed, evicted, over_capacity).",
     ["reason"],
 )
 

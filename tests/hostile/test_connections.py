@@ -8,6 +8,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from fleetlog.api.connections import CHUNK_FRAMING_BYTES
 from tests.fixtures.process import running_server
 from tests.fixtures.records import make_log
 
@@ -16,6 +17,8 @@ HEAD_BOUND = 64 * 1024  # FLEETLOG_MAX_HEAD_BYTES's default
 DEADLINE_S = 1.0
 # How long a test waits for the server to act; a server without the deadline never does.
 PATIENCE_S = DEADLINE_S + 4.0
+# The module server's least body rate: a steady slow body beats it, a trickle does not.
+MIN_BODY_RATE = 20
 
 
 def connect(server, first: bytes = b"") -> socket.socket:
@@ -62,6 +65,21 @@ def send_until_cut_off(sock: socket.socket, limit: int) -> int:
     return sent
 
 
+def trickle_until_closed(sock: socket.socket, *, every: float) -> bytes:
+    """Send a byte each `every` s until the server answers or closes; fail past the patience."""
+    sock.settimeout(every)
+    deadline = time.monotonic() + PATIENCE_S
+    while time.monotonic() < deadline:
+        sock.sendall(b" ")
+        try:
+            return sock.recv(65536)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return b""
+    raise AssertionError("the server let the body trickle on")
+
+
 def answer_of(raw: bytes) -> tuple[int, dict[str, str], dict]:
     head, _, body = raw.partition(b"\r\n\r\n")
     status_line, *lines = head.decode().split("\r\n")
@@ -85,6 +103,10 @@ def metric(server, name: str, **labels: str) -> float:
     )
 
 
+def closures(server, reason: str) -> float:
+    return metric(server, "fleetlog_connections_closed_total", reason=reason)
+
+
 def wait_for(condition, timeout: float = PATIENCE_S) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -97,6 +119,7 @@ def server(tmp_path_factory):
     env = {
         "FLEETLOG_HEAD_TIMEOUT": str(DEADLINE_S),
         "FLEETLOG_BODY_TIMEOUT": str(DEADLINE_S),
+        "FLEETLOG_MIN_BODY_RATE": str(MIN_BODY_RATE),
     }
     with running_server(tmp_path_factory.mktemp("connections") / "data", env=env) as running:
         yield running
@@ -131,11 +154,20 @@ class TestDeadlines:
         assert after == before + 1
 
     def test_a_body_stopped_midway_is_closed(self, server):
+        before = closures(server, "body_timeout")
         body = json.dumps(make_log(device_id="stalled")).encode()
         sock = connect(server, POST_HEAD % len(body) + body[:10])
         received, _ = closed_by_server(sock)
         assert received == b""
-        assert metric(server, "fleetlog_connections_closed_total", reason="body_timeout") >= 1
+        assert closures(server, "body_timeout") == before + 1
+
+    def test_a_body_that_trickles_below_the_least_rate_is_closed(self, server):
+        before = closures(server, "body_too_slow")
+        with connect(server, POST_HEAD % 10_000) as sock:
+            # A byte four times per deadline: never silent long enough for the body deadline.
+            received = trickle_until_closed(sock, every=DEADLINE_S / 4)
+        assert received == b""
+        assert closures(server, "body_too_slow") == before + 1
 
     def test_a_body_that_keeps_moving_outlives_the_deadline(self, server):
         body = json.dumps(make_log(device_id="slow-but-steady")).encode()
@@ -177,6 +209,45 @@ class TestUnendingHeads:
         # Cut off within a few socket buffers of the 64 KiB bound, not after 256 MB.
         assert sent < 32 * 1024 * 1024
         assert httpx.get(f"{server.url}/health", timeout=PATIENCE_S).status_code == 200
+
+
+# The sign-in form is read from anyone: what a stranger can send.
+CHUNKED_SIGN_IN = (
+    b"POST /api/auth/token HTTP/1.1\r\nHost: fleetlog\r\nTransfer-Encoding: chunked\r\n"
+    b"Content-Type: application/x-www-form-urlencoded\r\n\r\n"
+)
+LAST_CHUNK = b"5\r\nab=cd\r\n0\r\n"
+
+
+class TestChunkFraming:
+    def test_a_trailer_past_the_bound_is_answered_and_closed(self, server):
+        before = closures(server, "trailers_too_large")
+        start = CHUNKED_SIGN_IN + LAST_CHUNK + b"X-Big: "
+        # The body's bytes are not counted, and each chunk's framing is allowed for.
+        bound = HEAD_BOUND + len(b"ab=cd") + 2 * CHUNK_FRAMING_BYTES
+        received, _ = closed_by_server(connect(server, start + b"a" * (bound + 1 - len(start))))
+        status, headers, body = answer_of(received)
+        assert status == 431
+        assert headers["connection"] == "close"
+        assert body["error"] == "headers_too_large"
+        assert body["detail"] == [
+            {"field": "trailers", "rule": "max_head_bytes", "limit": HEAD_BOUND}
+        ]
+        assert closures(server, "trailers_too_large") == before + 1
+
+    @pytest.mark.parametrize(
+        "start",
+        [CHUNKED_SIGN_IN + LAST_CHUNK + b"X-Big: ", CHUNKED_SIGN_IN + b"1;ext="],
+        ids=["trailer", "chunk_extension"],
+    )
+    def test_unending_chunk_framing_is_cut_off(self, server, start):
+        before = closures(server, "trailers_too_large")
+        with connect(server, start) as sock:
+            sent = send_until_cut_off(sock, 64 * 1024 * 1024)
+        # Cut off within a few socket buffers of the 64 KiB bound, not after 64 MB.
+        assert sent < 32 * 1024 * 1024
+        assert httpx.get(f"{server.url}/health", timeout=PATIENCE_S).status_code == 200
+        wait_for(lambda: closures(server, "trailers_too_large") == before + 1)
 
 
 def test_server_processes_of_serve_workers_keep_the_bounds(tmp_path):

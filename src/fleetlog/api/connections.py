@@ -1,12 +1,13 @@
 """The HTTP/1.1 connection: uvicorn's httptools protocol, bounded in what one client can hold.
 
-httptools builds a header or a URL that arrives in pieces by concatenation, so an unending one
-costs the square of its size; and uvicorn keeps a connection open for as long as its client is
-silent. `BoundedHttpProtocol` counts the bytes of an unfinished request head as they arrive and
-closes the connection past `max_head_bytes`; it closes connections whose head is not complete
-after `head_timeout`, or whose body stops moving for `body_timeout`; and it refuses connections
-past `max_connections` per process. Where the server can still answer, it answers in JSON, as the
-API does, then closes.
+httptools builds a header, a trailer or a URL that arrives in pieces by concatenation, so an
+unending one costs the square of its size; and uvicorn keeps a connection open for as long as its
+client is not silent. `BoundedHttpProtocol` counts the bytes of a request that are not its body
+(head, chunk framing, trailers) as they arrive and closes the connection past `max_head_bytes`;
+it closes connections whose head is not complete after `head_timeout`, whose body stops moving for
+`body_timeout`, or whose body averages less than `min_body_rate` once it has been arriving for
+`body_timeout`; and it refuses connections past `max_connections` per process. Where the server
+can still answer, it answers in JSON, as the API does, then closes.
 """
 
 import asyncio
@@ -35,6 +36,9 @@ from fleetlog.metrics import CONNECTIONS_CLOSED, OPEN_CONNECTIONS
 
 # Files a server process holds besides its connections: the store, logs, pipes, the listener.
 FILE_HEADROOM = 256
+# What one chunk's size line and closing CRLF may take without counting against the head bound:
+# 16 hex digits (any 64-bit size) and a short extension. Chunk extensions are otherwise counted.
+CHUNK_FRAMING_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class ConnectionLimits:
     head_timeout: float
     body_timeout: float
     max_connections: int
+    min_body_rate: float
     retry_after: float
 
     @property
@@ -61,6 +66,7 @@ class ConnectionLimits:
             head_timeout=settings.head_timeout.total_seconds(),
             body_timeout=settings.body_timeout.total_seconds(),
             max_connections=settings.max_connections,
+            min_body_rate=settings.min_body_rate,
             retry_after=settings.retry_after.total_seconds(),
         )
 
@@ -84,12 +90,12 @@ def rendered(error: FleetlogError, default_headers: list[tuple[bytes, bytes]]) -
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a bounded head, two deadlines and a connection cap.
+    """uvicorn's httptools protocol with a bounded head, deadlines, a least body rate and a cap.
 
     It sits on the ingest hot path: per request it only notes a few times and flags, and counts
-    bytes per `data_received` call, never one by one. Each connection has one timer, which
-    looks at what the connection is doing when it fires and sets itself again for the next
-    deadline due, or for `recheck` seconds at most.
+    bytes per `data_received`, `on_body` and chunk, never one by one. Each connection has one
+    timer, which looks at what the connection is doing when it fires and sets itself again for
+    the next deadline due, or for `recheck` seconds at most.
     """
 
     def __init__(
@@ -105,9 +111,13 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.limits = limits
         self.reading_head = True  # from a connection's start, and after each complete request
         self.head_started: float | None = None  # None between requests: keep-alive governs
-        self.head_bytes = 0
+        # Bytes of this request that are not body (less each chunk's allowance), body bytes, both
+        # counted on arrival: a whole buffer before the parser reads it, the body as it is parsed.
+        self.non_body_bytes = 0
+        self.body_bytes = 0
         self.url = bytearray()  # type: ignore[assignment]
         self.awaiting_body = False
+        self.body_started = 0.0
         self.body_moved_at = 0.0
         self.deadline: TimerHandle | None = None
         self.counted = False
@@ -150,17 +160,15 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self.reading_head:
-            self.head_bytes += len(data)
-        else:
+        self.non_body_bytes += len(data)
+        if not self.reading_head:
             self.body_moved_at = self.loop.time()
         super().data_received(data)
-        if (
-            self.reading_head
-            and self.head_bytes > self.limits.max_head_bytes
-            and not self.transport.is_closing()
-        ):
-            self.end("head_too_large", self.head_too_large())
+        if self.non_body_bytes > self.limits.max_head_bytes and not self.transport.is_closing():
+            if self.reading_head:
+                self.end("head_too_large", self.head_too_large())
+            else:
+                self.end("trailers_too_large", self.trailers_too_large())
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -173,12 +181,22 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.reading_head = False
         self.head_started = None
         self.awaiting_body = True
-        self.body_moved_at = self.loop.time()
+        self.body_bytes = 0
+        self.body_started = self.body_moved_at = self.loop.time()
         super().on_headers_complete()
+
+    def on_chunk_header(self) -> None:
+        # An allowance is spent on the chunk it comes with, never saved up for a trailer.
+        self.non_body_bytes = max(0, self.non_body_bytes - CHUNK_FRAMING_BYTES)
+
+    def on_body(self, body: bytes) -> None:
+        self.non_body_bytes -= len(body)
+        self.body_bytes += len(body)
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         self.reading_head = True
-        self.head_bytes = 0
+        self.non_body_bytes = 0
         self.awaiting_body = False
         super().on_message_complete()
 
@@ -206,6 +224,13 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             detail=broken("headers", "max_head_bytes", limit),
         )
 
+    def trailers_too_large(self) -> FleetlogError:
+        limit = self.limits.max_head_bytes
+        return HeadersTooLarge(
+            f"the request's trailers and chunk framing are over {limit} bytes",
+            detail=broken("trailers", "max_head_bytes", limit),
+        )
+
     def check_deadlines(self) -> None:
         """The connection's timer: close it past its deadline, or look again when one is due."""
         now = self.loop.time()
@@ -213,12 +238,14 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if now < due:
             delay = min(due - now, self.limits.recheck)
             self.deadline = self.loop.call_later(delay, self.check_deadlines)
-        elif self.reading_head:
-            self.deadline = None
+            return
+        self.deadline = None
+        if self.reading_head:
             self.head_expired()
-        else:
-            self.deadline = None
+        elif now >= self.body_moved_at + self.limits.body_timeout:
             self.end("body_timeout")
+        else:
+            self.end("body_too_slow")
 
     def next_due(self, now: float) -> float:
         """When the deadline of what the connection does now falls due; inf if it has none."""
@@ -229,10 +256,16 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if not self.awaiting_body:
             return math.inf
         if self.flow.read_paused or self.cycle.waiting_for_100_continue:
-            # fleetlog is the one waiting: the body's clock starts again once it reads on.
-            self.body_moved_at = now
+            # fleetlog is the one waiting: the body's clocks start again once it reads on.
+            self.body_started = self.body_moved_at = now
+            self.body_bytes = 0
             return now + self.limits.body_timeout / 4
-        return self.body_moved_at + self.limits.body_timeout
+        return min(self.body_moved_at + self.limits.body_timeout, self.too_slow_at())
+
+    def too_slow_at(self) -> float:
+        """When the body, if no more of it comes, falls below the least rate past its grace."""
+        owed = max(self.limits.body_timeout, self.body_bytes / self.limits.min_body_rate)
+        return self.body_started + owed
 
     def head_expired(self) -> None:
         """Close a connection whose request head is not complete in time.
@@ -243,22 +276,31 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             f"the request head did not arrive within {self.limits.head_timeout:g} s",
             detail=broken("headers", "head_timeout", self.limits.head_timeout),
         )
-        self.end("head_timeout", late if self.head_bytes else None)
+        self.end("head_timeout", late if self.non_body_bytes else None)
 
     def end(self, reason: str, error: FleetlogError | None = None) -> None:
-        """Close the connection; answer `error` first unless a response is under way.
+        """Close the connection; answer `error` first if it can be the answer to its request.
 
         A request still being handled sees `http.disconnect` at once, as if the client had gone.
         """
         CONNECTIONS_CLOSED.labels(reason).inc()
+        if error is not None and self.answerable:
+            self.transport.write(rendered(error, self.server_state.default_headers))
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True
             cycle.message_event.set()
-        elif error is not None:
-            self.transport.write(rendered(error, self.server_state.default_headers))
         self.disarm()
         self.transport.close()
+
+    @property
+    def answerable(self) -> bool:
+        """Whether an answer now would be the only one to the request being read, or between two."""
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return True
+        # A request is in hand: only its own body, before its answer starts, may be refused.
+        return not (self.reading_head or cycle.response_started or self.pipeline)
 
     def disarm(self) -> None:
         if self.deadline is not None:
