@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from fleetlog.config import Settings
+from fleetlog.keys import Keys
 from fleetlog.query import Cursors
 from fleetlog.records import FIRST, LAST, encode_records, epoch_us
 from fleetlog.redis_client import connect
@@ -142,6 +143,11 @@ async def test_cached_reads_never_make_ingest_fail(fresh_redis, pg_url, tmp_path
     await redis.aclose()
 
 
+async def bumped_twice(redis_url: str) -> bool:
+    async with connect(redis_url) as redis:
+        return int(await redis.get(Keys().cache_generation()) or 0) >= 2
+
+
 async def test_the_worker_keeps_partitions_and_retention_retires_cached_answers(
     redis_url, pg_url, tmp_path
 ):
@@ -166,7 +172,8 @@ async def test_the_worker_keeps_partitions_and_retention_retires_cached_answers(
     env = {"FLEETLOG_RETENTION_DAYS": "7", "FLEETLOG_PARTITIONS_AHEAD": "3"}
     async with httpx.AsyncClient(timeout=30) as http:
         with running_server(tmp_path / "reader", env=settings_env(settings)) as reader:
-            # The device gets no new log: only retention can retire its cached answer.
+            # The device gets no new log: only the worker's generation bumps retire its cached
+            # answer, once as it starts and once more after retention dropped the partition.
             url = f"{reader.url}/api/logs/gone"
             assert (await http.get(url)).json()["data"][0]["message"] == "expired"
             assert (await http.get(url)).json()["source"] == "cache"
@@ -181,6 +188,9 @@ async def test_the_worker_keeps_partitions_and_retention_retires_cached_answers(
                     return (await http.get(f"{reader.url}/api/logs/cam")).json()["total"] == 1
 
                 await wait_for(retired, what="the expired log gone from the cached answers")
+                await wait_for(
+                    lambda: bumped_twice(redis_url), what="a bump after retention dropped logs"
+                )
                 await wait_for(stored, what="a new log stored by the worker")
                 ahead = {partition_name((today + timedelta(days=d)).date()) for d in range(4)}
                 assert ahead <= await partitions()
