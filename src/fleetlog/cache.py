@@ -5,8 +5,11 @@ retention generation right after retention dropped logs; both keys live in the p
 Redis, which never evicts. An answer is cached under its own key, tagged with the generation
 and version read before the database was, and served only while that tag is still the current
 one. So once the worker's INCR has run, no cached answer hides a stored log or shows a dropped
-one: the bound on staleness is the time between the worker's COMMIT (or DROP) and its INCR,
-one Redis round trip.
+one. While Redis takes writes, that is one Redis round trip after the COMMIT (or DROP). A Redis
+at maxmemory refuses the INCR (but not the XACK that frees it): the worker acknowledges all the
+same and retries the INCR until Redis takes it; if it stops meanwhile, the next worker to start
+retires every answer (one INCR of the generation, retried too). Then the bound is until Redis
+takes an INCR again and a worker runs, and at most the answers' TTL.
 
 Answers are kept in the cache Redis (FLEETLOG_CACHE_REDIS_URL) if there is one, which may
 evict as it likes (e.g. allkeys-lru). Else they share the pipeline's `noeviction` Redis with

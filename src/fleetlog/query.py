@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,17 +25,17 @@ import orjson
 
 from fleetlog.cache import QueryCache
 from fleetlog.errors import InvalidParameter
-from fleetlog.records import EPOCH, MICROSECOND, Stats, epoch_us
+from fleetlog.records import EPOCH, FIRST, LAST, MICROSECOND, Stats, epoch_us
 from fleetlog.store.logs import LogStore, Position, StoredLog
 
 CACHED_LIMITS = (10, 100, 250, 500, 1000)
 # What the answer holds besides its logs: {"total":…,"source":…,"data":[…],"next_cursor":…}.
 ENVELOPE_BYTES = 160
 CHUNK_BYTES = 64 * 1024
-# Cursors are not secrets (they say where a page ended); the digest refuses edited ones and
-# those of another device's logs.
-CURSOR_KEY = b"fleetlog-cursor-1"
 CURSOR_DIGEST = 8
+CURSOR_PERSON = b"fleetlog-cursor"
+CURSOR_FORM = re.compile(rb"(-?[0-9]{1,20})\.([0-9]{1,19})")
+MAX_LOG_ID = 2**63 - 1
 
 
 def cached_limit(limit: int) -> int:
@@ -42,33 +43,53 @@ def cached_limit(limit: int) -> int:
     return next(cached for cached in CACHED_LIMITS if cached >= limit)
 
 
-def cursor_digest(device_id: str, position: bytes) -> bytes:
-    message = device_id.encode() + b"\x00" + position
-    return hashlib.blake2b(message, key=CURSOR_KEY, digest_size=CURSOR_DIGEST).digest()
+class Cursors:
+    """Writes and reads `next_cursor`: where a page of one device's logs ended, with a digest
+    keyed by the server's secret. A cursor says nothing secret; the digest refuses edited ones,
+    those of another device's logs, and made-up ones."""
 
+    def __init__(self, secret: str) -> None:
+        self.key = hashlib.blake2b(secret.encode(), person=CURSOR_PERSON).digest()
 
-def encode_cursor(device_id: str, position: Position) -> str:
-    raw = b"%d.%d" % (epoch_us(position.created_at), position.id)
-    token = base64.urlsafe_b64encode(raw + cursor_digest(device_id, raw))
-    return token.rstrip(b"=").decode()
+    def sign(self, device_id: str, raw: bytes) -> str:
+        """`raw` (`<µs since the epoch>.<log id>`) and its digest, as a cursor."""
+        token = base64.urlsafe_b64encode(raw + self._digest(device_id, raw))
+        return token.rstrip(b"=").decode()
 
+    def encode(self, device_id: str, position: Position) -> str:
+        return self.sign(device_id, b"%d.%d" % (epoch_us(position.created_at), position.id))
 
-def decode_cursor(device_id: str, cursor: str) -> Position:
-    """The position `encode_cursor` wrote for this device; a 400 naming `cursor` otherwise."""
-    try:
+    def decode(self, device_id: str, cursor: str) -> Position:
+        """The position `encode` wrote for this device; a 400 naming `cursor` otherwise."""
+        try:
+            return self._position(device_id, cursor)
+        except (ValueError, binascii.Error):
+            problem = {
+                "field": "cursor",
+                "rule": "cursor_invalid",
+                "message": "must be a next_cursor this device's logs answered with",
+            }
+            raise InvalidParameter(
+                "the cursor is not one of this device's", detail=[problem]
+            ) from None
+
+    def _position(self, device_id: str, cursor: str) -> Position:
         token = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         raw, digest = token[:-CURSOR_DIGEST], token[-CURSOR_DIGEST:]
-        if not hmac.compare_digest(digest, cursor_digest(device_id, raw)):
+        if not hmac.compare_digest(digest, self._digest(device_id, raw)):
             raise ValueError("digest")
-        created_us, log_id = (int(part) for part in raw.split(b"."))
+        form = CURSOR_FORM.fullmatch(raw)
+        if form is None:
+            raise ValueError("form")
+        created_us, log_id = int(form[1]), int(form[2])
+        # Checked even when signed: past them the store's driver fails instead of finding none.
+        if not epoch_us(FIRST) <= created_us <= epoch_us(LAST) or not 1 <= log_id <= MAX_LOG_ID:
+            raise ValueError("range")
         return Position(EPOCH + created_us * MICROSECOND, log_id)
-    except (ValueError, binascii.Error, OverflowError):
-        problem = {
-            "field": "cursor",
-            "rule": "cursor_invalid",
-            "message": "must be a next_cursor this device's logs answered with",
-        }
-        raise InvalidParameter("the cursor is not one of this device's", detail=[problem]) from None
+
+    def _digest(self, device_id: str, raw: bytes) -> bytes:
+        message = device_id.encode() + b"\x00" + raw
+        return hashlib.blake2b(message, key=self.key, digest_size=CURSOR_DIGEST).digest()
 
 
 def render_log(log: StoredLog) -> bytes:
@@ -92,6 +113,7 @@ class Page:
     """Rendered logs of one device, newest first; `more` when older ones may follow."""
 
     device_id: str
+    cursors: Cursors
     rows: list[bytes] = field(default_factory=list)
     positions: list[Position] = field(default_factory=list)
     more: bool = False
@@ -103,14 +125,15 @@ class Page:
 
     def first(self, limit: int, *, source: str) -> "Page":
         more = self.more or len(self.rows) > limit
-        return Page(self.device_id, self.rows[:limit], self.positions[:limit], more, source)
+        rows, positions = self.rows[:limit], self.positions[:limit]
+        return Page(self.device_id, self.cursors, rows, positions, more, source)
 
     def envelope(self) -> tuple[bytes, bytes]:
         """What comes before the rows of the answer, and after them."""
         head = b'{"total":%d,"source":"%b","data":[' % (len(self.rows), self.source.encode())
         tail = b"]"
         if self.more and self.positions:
-            cursor = encode_cursor(self.device_id, self.positions[-1])
+            cursor = self.cursors.encode(self.device_id, self.positions[-1])
             tail += b',"next_cursor":"%b"' % cursor.encode()
         return head, tail + b"}"
 
@@ -152,10 +175,10 @@ class Page:
         return orjson.dumps([self.more, index]) + b"\n" + b"".join(self.rows)
 
     @classmethod
-    def decoded(cls, device_id: str, data: bytes) -> "Page":
+    def decoded(cls, device_id: str, cursors: Cursors, data: bytes) -> "Page":
         header, _, rows = data.partition(b"\n")
         more, index = orjson.loads(header)
-        page = cls(device_id, more=more)
+        page = cls(device_id, cursors, more=more)
         start = 0
         for length, created_us, log_id in index:
             page.rows.append(rows[start : start + length])
@@ -169,11 +192,13 @@ class LogQuery:
         self,
         store: LogStore,
         *,
+        cursors: Cursors,
         stats_ttl: timedelta,
         max_response_bytes: int,
         cache: QueryCache | None = None,
     ) -> None:
         self.store = store
+        self.cursors = cursors
         self.stats_ttl = stats_ttl
         self.max_response_bytes = max_response_bytes
         self.cache = cache
@@ -183,14 +208,14 @@ class LogQuery:
 
     async def latest(self, device_id: str, *, limit: int, cursor: str | None = None) -> Page:
         if cursor is not None:
-            before = decode_cursor(device_id, cursor)
+            before = self.cursors.decode(device_id, cursor)
             return await self._read(device_id, limit=limit, before=before)
         if self.cache is None:
             return await self._read(device_id, limit=limit)
         cached = cached_limit(limit)
         tag, answer = await self.cache.device_logs(device_id, cached)
         if answer is not None:
-            return Page.decoded(device_id, answer).first(limit, source="cache")
+            return Page.decoded(device_id, self.cursors, answer).first(limit, source="cache")
         # A cached answer lives until the device's next commit: it must come from the primary,
         # or a lagging replica's answer would hide stored logs for the whole TTL.
         page = await self._read(device_id, limit=cached, replicas=False)
@@ -206,7 +231,7 @@ class LogQuery:
         newest = await self.store.latest(
             device_id, limit=limit, before=before, max_bytes=budget, replicas=replicas
         )
-        page = Page(device_id, more=newest.more)
+        page = Page(device_id, self.cursors, more=newest.more)
         spent = 0
         # Each stored row is let go of once rendered: never all of them twice over.
         logs = newest.logs[::-1]

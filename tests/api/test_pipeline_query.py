@@ -9,8 +9,16 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
+from fleetlog.records import encode_records
+from fleetlog.store.bulk import Packed
 from tests.fixtures.app import client_of, running_app
-from tests.fixtures.pipeline import migrate_database, running_worker, sample, wait_for
+from tests.fixtures.pipeline import (
+    make_record,
+    migrate_database,
+    running_worker,
+    sample,
+    wait_for,
+)
 from tests.fixtures.records import make_log
 
 
@@ -155,3 +163,49 @@ async def test_pages_and_cached_limits_on_postgresql(pipeline):
         )
         cached = await app.state.services.queue.client.keys("fleetlog:*:ans:*")
         assert sorted(cached) == [b"fleetlog:{d:cam}:ans:10", b"fleetlog:{d:cam}:ans:1000"]
+
+
+async def test_a_bound_inside_a_later_chunk_still_leaves_a_cursor_on_postgresql(pipeline):
+    """16 logs (the store's first chunk) fit the bound, the 17th does not: the rest of the
+    device's logs are still a cursor away."""
+    settings = pipeline.model_copy(update={"max_response_bytes": 64 * 1024})
+    async with running_app(settings) as app, client_of(app) as http:
+        async with running_worker(settings):
+            start = datetime.now(UTC) - timedelta(hours=1)
+            for i in range(20):
+                at = (start + timedelta(seconds=i)).isoformat()
+                await post(
+                    http,
+                    device_id="cam",
+                    message=f"m{i}",
+                    log_data={"b": "x" * 3_800},
+                    timestamp=at,
+                )
+            await wait_for(stored_and_acknowledged(app), what="the logs stored")
+        pages, params = [], {"limit": 1000}
+        while True:
+            pages.append((await http.get("/api/logs/cam", params=params)).json())
+            if "next_cursor" not in pages[-1]:
+                break
+            params["cursor"] = pages[-1]["next_cursor"]
+        assert [page["total"] for page in pages] == [16, 4]
+        messages = [row["message"] for page in pages for row in page["data"]]
+        assert messages == [f"m{i}" for i in reversed(range(20))]
+
+
+async def test_answers_cached_before_a_worker_starts_are_not_served_after_it_started(
+    http, pipeline, writer
+):
+    """A worker that committed logs, then stopped while Redis refused the INCR that retires
+    the cached answers they make stale, leaves that to the next worker to start."""
+    assert await messages(http, "cam") == ("database", [])
+    assert await messages(http, "cam") == ("cache", [])
+    record = make_record(device_id="cam", message="committed, never retired")
+    await writer.write([Packed.of(0, "1-0", encode_records([record]))])
+    assert await messages(http, "cam") == ("cache", [])
+    async with running_worker(pipeline):
+
+        async def served() -> bool:
+            return await messages(http, "cam") == ("database", ["committed, never retired"])
+
+        await wait_for(served, what="the answer cached before the worker started retired")

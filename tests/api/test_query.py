@@ -140,6 +140,15 @@ class TestPages:
         messages = [row["message"] for page in pages for row in page["data"]]
         assert messages == [f"m{i}" for i in reversed(range(20))]
 
+    async def test_a_bound_inside_a_later_chunk_still_leaves_a_cursor(self, small_answers):
+        # 16 logs (the first chunk the store reads) fit the bound, the 17th does not: the
+        # store's second chunk has no log that fits, and older logs remain all the same.
+        await post_logs(small_answers, "d1", 20, data_bytes=3_800)
+        pages = await walk(small_answers, "d1", limit=1000)
+        assert [page["total"] for page in pages] == [16, 4]
+        messages = [row["message"] for page in pages for row in page["data"]]
+        assert messages == [f"m{i}" for i in reversed(range(20))]
+
     async def test_one_log_larger_than_the_bound_is_still_answered(self, small_answers):
         await post_logs(small_answers, "huge", 2, data_bytes=100_000)
         pages = await walk(small_answers, "huge")

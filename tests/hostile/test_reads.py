@@ -11,7 +11,9 @@ import httpx
 import pytest
 
 from fleetlog.config import Settings
-from fleetlog.records import encode_records
+from fleetlog.keys import Keys
+from fleetlog.query import Cursors
+from fleetlog.records import FIRST, LAST, encode_records, epoch_us
 from fleetlog.redis_client import connect
 from fleetlog.store.bulk import BulkWriter, Packed
 from fleetlog.store.partitions import partition_name
@@ -141,6 +143,11 @@ async def test_cached_reads_never_make_ingest_fail(fresh_redis, pg_url, tmp_path
     await redis.aclose()
 
 
+async def bumped_twice(redis_url: str) -> bool:
+    async with connect(redis_url) as redis:
+        return int(await redis.get(Keys().cache_generation()) or 0) >= 2
+
+
 async def test_the_worker_keeps_partitions_and_retention_retires_cached_answers(
     redis_url, pg_url, tmp_path
 ):
@@ -165,7 +172,8 @@ async def test_the_worker_keeps_partitions_and_retention_retires_cached_answers(
     env = {"FLEETLOG_RETENTION_DAYS": "7", "FLEETLOG_PARTITIONS_AHEAD": "3"}
     async with httpx.AsyncClient(timeout=30) as http:
         with running_server(tmp_path / "reader", env=settings_env(settings)) as reader:
-            # The device gets no new log: only retention can retire its cached answer.
+            # The device gets no new log: only the worker's generation bumps retire its cached
+            # answer, once as it starts and once more after retention dropped the partition.
             url = f"{reader.url}/api/logs/gone"
             assert (await http.get(url)).json()["data"][0]["message"] == "expired"
             assert (await http.get(url)).json()["source"] == "cache"
@@ -180,10 +188,50 @@ async def test_the_worker_keeps_partitions_and_retention_retires_cached_answers(
                     return (await http.get(f"{reader.url}/api/logs/cam")).json()["total"] == 1
 
                 await wait_for(retired, what="the expired log gone from the cached answers")
+                await wait_for(
+                    lambda: bumped_twice(redis_url), what="a bump after retention dropped logs"
+                )
                 await wait_for(stored, what="a new log stored by the worker")
                 ahead = {partition_name((today + timedelta(days=d)).date()) for d in range(4)}
                 assert ahead <= await partitions()
                 assert partition_name(expired.date()) not in await partitions()
+
+
+SECRET = "a-jwt-secret-of-the-tests-0123456789"
+MAX_ID = 2**63 - 1
+
+
+def forged(device_id: str, raw: bytes, *, secret: str = SECRET) -> str:
+    """A cursor signed as the server signs them, with the server's secret unless told."""
+    return Cursors(secret).sign(device_id, raw)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    env = {"FLEETLOG_JWT_SECRET": SECRET}
+    if request.param == "postgresql":
+        redis_url, pg_url = (request.getfixturevalue(name) for name in ("redis_url", "pg_url"))
+        env |= settings_env(pipeline_settings(redis_url, pg_url, tmp_path))
+    with running_server(tmp_path / "serve", env=env) as started:
+        yield started
+
+
+def test_a_forged_cursor_gets_400_naming_it_never_a_500(store_server):
+    first, last = epoch_us(FIRST), epoch_us(LAST)
+    refused = [b"0.%d" % 2**70, b"0.%d" % (MAX_ID + 1), b"0.0", b"0.-1", b"%d.1" % (last + 1)]
+    refused += [b"%d.1" % (first - 1), b"%d.1" % 2**70, b"1.1.1", b"0. 1", b"0.1_0"]
+    with httpx.Client(base_url=store_server.url, timeout=30) as http:
+        for raw in refused:
+            answer = http.get("/api/logs/d1", params={"cursor": forged("d1", raw)})
+            assert answer.status_code == 400, (raw, answer.status_code, answer.text)
+            body = answer.json()
+            assert body["error"] == "invalid_parameter"
+            assert [problem["field"] for problem in body["detail"]] == ["cursor"]
+        cursor = forged("d1", b"0.1", secret="anyone's guess of the server's secret")
+        assert http.get("/api/logs/d1", params={"cursor": cursor}).status_code == 400
+        for raw in [b"0.%d" % MAX_ID, b"%d.1" % first, b"%d.%d" % (last, MAX_ID)]:
+            answer = http.get("/api/logs/d1", params={"cursor": forged("d1", raw)})
+            assert answer.status_code == 200, (raw, answer.status_code, answer.text)
 
 
 @pytest.mark.parametrize("path", ["/health/", "/api/stats/", "//evil.example/health"])

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from fleetlog.api.security import jwt_secret
 from fleetlog.cache import QueryCache
 from fleetlog.config import Settings
 from fleetlog.errors import Misconfigured
 from fleetlog.ingest import Ingest, event_window
 from fleetlog.keys import Keys
-from fleetlog.query import LogQuery
+from fleetlog.query import Cursors, LogQuery
 from fleetlog.queue import Queue
 from fleetlog.queue.local import LocalQueue
 from fleetlog.queue.redis_streams import RedisStreamQueue
@@ -98,6 +99,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             ingest=Ingest(queue, window=event_window(settings)),
             query=LogQuery(
                 store,
+                cursors=Cursors(jwt_secret(settings)),
                 stats_ttl=settings.stats_cache_ttl,
                 max_response_bytes=settings.max_response_bytes,
                 cache=cache,

@@ -5,7 +5,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, LargeBinary, Row, Text, cast, func, select, text
+from sqlalchemy import (
+    ColumnElement,
+    LargeBinary,
+    Row,
+    Subquery,
+    Text,
+    cast,
+    func,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -70,51 +81,68 @@ def byte_length(dialect: str, value: ColumnElement[Any]) -> ColumnElement[int]:
     return func.octet_length(value)
 
 
-def chunk_reader(
-    device_id: str, *, before: Position | None, rows: int, max_bytes: int | None, first: bool
-) -> ChunkRead:
-    """A read of the device's next `rows` logs after `before`, each with its estimated `size`
-    and how many were `picked`; those that end past `max_bytes` stay in the database, bar
-    the `first` log of a page, always read.
-
-    The `rows` newest are picked first, and only they are sized and summed (a window over the
-    device's logs would read every log it has).
-    """
+def older_than(device_id: str, before: Position | None) -> ColumnElement[bool]:
+    """The device's logs after `before` in their order (all of them without it)."""
     where = logs.c.device_id == device_id
     if before is not None:
         where &= logs.c.created_at <= before.created_at
         where &= (logs.c.created_at < before.created_at) | (logs.c.id < before.id)
+    return where
+
+
+def row_size(dialect: str) -> ColumnElement[int]:
+    """A log's estimated size as answered: ROW_OVERHEAD_BYTES and the bytes of its text."""
+    size = ROW_OVERHEAD_BYTES + func.length(logs.c.device_id)
+    size += byte_length(dialect, logs.c.message)
+    return size + byte_length(dialect, cast(logs.c.log_data, Text))
+
+
+def sized_newest(where: ColumnElement[bool], *, rows: int, dialect: str) -> Subquery:
+    """The `rows` newest logs `where` holds: their keys, `size`, and the `running` sum of the
+    sizes, newest first. Only they are sized and summed (a window over the device's logs
+    would read every log it has)."""
+    picked = (
+        select(logs.c.id, logs.c.created_at, row_size(dialect).label("size"))
+        .where(where)
+        .order_by(logs.c.created_at.desc(), logs.c.id.desc())
+        .limit(rows)
+        .subquery()
+    )
+    newest_first = (picked.c.created_at.desc(), picked.c.id.desc())
+    running = func.sum(picked.c.size).over(order_by=newest_first, rows=(None, 0))
+    return select(picked, running.label("running")).subquery()
+
+
+def within(sized: Subquery, *, max_bytes: int | None, first: bool) -> ColumnElement[bool]:
+    """Whether a sized log ends within `max_bytes`; the `first` log of a page always does."""
+    if max_bytes is None:
+        return true()
+    fits = sized.c.running <= max_bytes
+    if first:
+        fits |= sized.c.running == sized.c.size
+    return fits
+
+
+def chunk_reader(
+    device_id: str, *, before: Position | None, rows: int, max_bytes: int | None, first: bool
+) -> ChunkRead:
+    """A read of the device's next `rows` logs after `before`, newest first, each with its
+    `size` and whether it `fits` within `max_bytes`. Those that do not come without their
+    text: it stays in the database, and they only say that older logs remain."""
+    where = older_than(device_id, before)
 
     async def read(conn: AsyncConnection) -> Sequence[Any]:
-        log_data = cast(logs.c.log_data, Text)
-        size = ROW_OVERHEAD_BYTES + func.length(logs.c.device_id)
-        size += byte_length(conn.dialect.name, logs.c.message)
-        size += byte_length(conn.dialect.name, log_data)
-        picked = (
-            select(logs.c.id, logs.c.created_at, size.label("size"))
-            .where(where)
-            .order_by(logs.c.created_at.desc(), logs.c.id.desc())
-            .limit(rows)
-            .subquery()
-        )
-        newest_first = (picked.c.created_at.desc(), picked.c.id.desc())
-        running = func.sum(picked.c.size).over(order_by=newest_first, rows=(None, 0))
-        sized = select(
-            picked, running.label("running"), func.count().over().label("picked")
-        ).subquery()
-        # Only the sizes go through the window; the rows themselves are read once chosen.
+        sized = sized_newest(where, rows=rows, dialect=conn.dialect.name)
+        fits = within(sized, max_bytes=max_bytes, first=first)
         columns = [logs.c[name] for name in StoredLog._fields if name != "log_data"]
+        chosen = (logs.c.id == sized.c.id) & (logs.c.created_at == sized.c.created_at)
+        chosen &= (logs.c.device_id == device_id) & fits
         query = (
-            select(*columns, log_data.label("log_data"), sized.c.size, sized.c.picked)
-            .join(sized, (logs.c.id == sized.c.id) & (logs.c.created_at == sized.c.created_at))
-            .where(logs.c.device_id == device_id)
+            select(*columns, cast(logs.c.log_data, Text).label("log_data"))
+            .add_columns(sized.c.size, fits.label("fits"))
+            .select_from(sized.outerjoin(logs, chosen))
             .order_by(sized.c.created_at.desc(), sized.c.id.desc())
         )
-        if max_bytes is not None:
-            fits = sized.c.running <= max_bytes
-            if first:
-                fits |= sized.c.running == sized.c.size
-            query = query.where(fits)
         return (await conn.execute(query)).all()
 
     return read
@@ -169,12 +197,13 @@ class LogStore:
                 first=not rows,
             )
             got = await self.reads.run(read, replicas=replicas)
-            rows += [stored_log(row) for row in got]
-            spent += sum(row.size for row in got)
-            picked = got[0].picked if got else 0
-            if len(rows) > limit or picked > len(got):
+            fitting = [row for row in got if row.fits]
+            rows += [stored_log(row) for row in fitting]
+            spent += sum(row.size for row in fitting)
+            # A log that did not fit is a log left: never take a short chunk for the end.
+            if len(rows) > limit or len(fitting) < len(got):
                 return Newest(rows[:limit], more=True)
-            if picked < wanted:
+            if len(got) < wanted:
                 return Newest(rows, more=False)
             before, chunk = rows[-1].position, chunk * CHUNK_GROWTH
 

@@ -314,20 +314,21 @@ class Worker:
             )
 
     async def _maintain_partitions(self) -> None:
-        """Keep the partitions, hourly; once retention dropped logs, retire the cached answers
-        that may show them (retried until Redis takes it)."""
+        """Retire every cached answer at start: a worker before this one may have stopped while
+        Redis refused the INCRs retiring those its last commits made stale (see `_finish`).
+        Then keep the partitions, hourly; once retention dropped logs, retire the cached
+        answers that may show them. A retirement is retried until Redis takes it."""
         backoff = Backoff(self.backoff_limit)
-        retire = False
+        retire = True
         while not self._stopping.is_set():
             try:
+                if retire:
+                    await self.consumer.bump_cache_generation()
+                    retire = False
                 done = await self.writer.maintain(
                     ahead=self.settings.partitions_ahead,
                     retention_days=self.settings.retention_days,
                 )
-                retire = retire or bool(done.dropped or done.default_rows_deleted)
-                if retire:
-                    await self.consumer.bump_cache_generation()
-                    retire = False
             except StoreUnavailable:
                 await self._pause(backoff.next())
                 continue
@@ -338,7 +339,10 @@ class Worker:
             if done.created or done.dropped:
                 log.info("partitions created %s, dropped %s", done.created, done.dropped)
             backoff.reset()
-            await self._pause(MAINTENANCE_EVERY_S)
+            # Retired on the next turn, before a maintenance that then finds nothing to do.
+            retire = bool(done.dropped or done.default_rows_deleted)
+            if not retire:
+                await self._pause(MAINTENANCE_EVERY_S)
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep unless stopping; False once the worker is stopping."""
