@@ -25,7 +25,8 @@ import orjson
 
 from fleetlog.cache import QueryCache
 from fleetlog.errors import InvalidParameter
-from fleetlog.records import EPOCH, FIRST, LAST, MICROSECOND, Stats, epoch_us
+from fleetlog.event_time import FIRST, LAST
+from fleetlog.records import EPOCH, MICROSECOND, Stats, epoch_us
 from fleetlog.store.logs import LogStore, Position, StoredLog
 
 CACHED_LIMITS = (10, 100, 250, 500, 1000)

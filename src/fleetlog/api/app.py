@@ -13,7 +13,7 @@ from fleetlog.api.limits import BodyBudget, RequestLimits
 from fleetlog.api.middleware import MetricsMiddleware
 from fleetlog.api.openapi import install_openapi
 from fleetlog.api.routes import admin, auth, ingest, query, system
-from fleetlog.api.security import open_gatekeeper
+from fleetlog.api.security import jwt_secret, open_gatekeeper
 from fleetlog.api.services import open_services
 from fleetlog.config import Settings
 from fleetlog.records import LogBatchIn, LogIn
@@ -22,7 +22,11 @@ from fleetlog.records import LogBatchIn, LogIn
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_services(settings) as services, open_gatekeeper(settings) as gatekeeper:
+        secret = jwt_secret(settings)
+        async with (
+            open_services(settings, secret=secret) as services,
+            open_gatekeeper(settings, secret=secret) as gatekeeper,
+        ):
             app.state.services = services
             app.state.gatekeeper = gatekeeper
             # What is alive now lives as long as the process: out of the collector's sight, the

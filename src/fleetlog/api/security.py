@@ -123,10 +123,10 @@ def jwt_secret(settings: Settings) -> str:
 
 
 @asynccontextmanager
-async def open_gatekeeper(settings: Settings) -> AsyncIterator[Gatekeeper]:
+async def open_gatekeeper(settings: Settings, *, secret: str) -> AsyncIterator[Gatekeeper]:
     engine = create_store_engine(settings)
     tokens = TokenIssuer(
-        jwt_secret(settings),
+        secret,
         access_ttl=settings.access_token_ttl,
         refresh_ttl=settings.refresh_token_ttl,
     )

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from fleetlog.api.security import jwt_secret
 from fleetlog.cache import QueryCache
 from fleetlog.config import Settings
 from fleetlog.errors import Misconfigured
@@ -72,7 +71,8 @@ def pipeline_redis(settings: Settings) -> Redis | None:
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, *, secret: str) -> AsyncIterator[Services]:
+    """The services of one API process; `secret` keys the read cursors (the JWT secret)."""
     redis = pipeline_redis(settings)
     store = LogStore(create_store_engine(settings), replicas=create_replica_engines(settings))
     queue = choose_queue(settings, redis)
@@ -99,7 +99,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             ingest=Ingest(queue, window=event_window(settings)),
             query=LogQuery(
                 store,
-                cursors=Cursors(jwt_secret(settings)),
+                cursors=Cursors(secret),
                 stats_ttl=settings.stats_cache_ttl,
                 max_response_bytes=settings.max_response_bytes,
                 cache=cache,
