@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from fleetlog.config import Settings
+from fleetlog.event_time import FIRST, LAST
 from fleetlog.keys import Keys
 from fleetlog.query import Cursors
-from fleetlog.records import FIRST, LAST, encode_records, epoch_us
+from fleetlog.records import encode_records, epoch_us
 from fleetlog.redis_client import connect
 from fleetlog.store.bulk import BulkWriter, Packed
 from fleetlog.store.partitions import partition_name
