@@ -237,3 +237,29 @@ def test_concatenated_gzip_members_are_one_body(secured):
     assert answer.status_code == 200, answer.text
     stored = httpx.get(f"{server.url}/api/logs/members", headers=bearer(admin)).json()
     assert stored["total"] == 2
+
+
+@pytest.mark.parametrize("path", ["/api/log", "/api/logs/batch", "/api/keys", "/api/users"])
+def test_invalid_json_is_the_same_400_on_ingest_and_admin_routes(secured, path):
+    server, _, admin = secured
+    answer = httpx.post(
+        f"{server.url}{path}",
+        content=b'{"name": ',
+        headers={**bearer(admin), "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "malformed_body"
+
+
+@pytest.mark.parametrize("digits", [22, 5_000])
+def test_integers_past_64_bits_get_one_answer_whatever_their_length(secured, digits):
+    server, key, _ = secured
+    log = json.dumps(make_log(device_id="ints", log_data={"n": 0})).encode()
+    body = log.replace(b'"n": 0', b'"n": ' + b"9" * digits)
+    answer = httpx.post(
+        f"{server.url}/api/log",
+        content=body,
+        headers={**bearer(key), "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422, answer.text
+    assert {problem["rule"] for problem in answer.json()["detail"]} == {"int64_range"}
