@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError
 
 from fleetlog.config import Settings
+from fleetlog.errors import StoreUnavailable
 from fleetlog.keys import Keys
 from fleetlog.queue.consumer import StreamEntry
 from fleetlog.queue.redis_streams import RedisStreamQueue
@@ -377,3 +378,23 @@ async def test_a_backlog_that_filled_redis_to_maxmemory_drains(
             await wait_for(lambda: drained(redis), what="the streams drained at maxmemory")
     await queue.close()
     await assert_stored_once(table, ids)
+
+
+async def test_a_hook_redis_refuses_never_holds_a_shard(
+    pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis
+) -> None:
+    """Redis at maxmemory refuses the cache-version INCRs: every batch is still acknowledged,
+    and the devices left unbumped go again with the next batch."""
+    calls: list[set[str]] = []
+
+    async def refused(devices: set[str]) -> None:
+        calls.append(set(devices))
+        raise StoreUnavailable("Redis cannot bump cache versions", retry_after=1)
+
+    one_entry_batches = pipeline.model_copy(update={"worker_batch_logs": 5})
+    ids = await put_many(queue, 40)
+    async with running_worker(one_entry_batches, on_stored=refused):
+        await wait_for(lambda: drained(redis), what="the streams drained while the hook fails")
+    await assert_stored_once(table, ids)
+    assert len(calls) >= 8
+    assert calls[-1] >= set().union(*calls[:-1])

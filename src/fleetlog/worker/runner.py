@@ -127,6 +127,8 @@ class Worker:
         self.backoff_limit = settings.worker_backoff_max.total_seconds()
         self.claim_idle_ms = max(1, int(settings.claim_idle.total_seconds() * 1000))
         self._stopping = asyncio.Event()
+        # Devices whose cache versions a failed hook left unbumped (see `_finish`).
+        self._unbumped: set[str] = set()
 
     def stop(self) -> None:
         """Finish the batches in hand (commit, acknowledge), then return from `run`."""
@@ -134,6 +136,7 @@ class Worker:
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._retire_cached_answers(), name="fleetlog-retire")
             tasks.create_task(self._maintain_partitions(), name="fleetlog-partitions")
             for shard in range(self.settings.stream_shards):
                 tasks.create_task(self._serve(shard), name=f"fleetlog-shard-{shard}")
@@ -278,27 +281,24 @@ class Worker:
         return Stored()
 
     async def _finish(self, shard: int, stored: Stored) -> None:
-        """Run the hook, then acknowledge; retried while Redis is down (the rows are committed).
+        """Run the hook, then acknowledge; the acknowledgement is retried while Redis is down
+        (the rows are committed).
 
-        When the hook fails, the entries are acknowledged all the same before it is retried: a
-        Redis at maxmemory refuses its INCRs but never XACK and XDEL, and only entries freed
-        let it drain.
+        A hook that fails is not waited on: its devices go again with the next batch's. A Redis
+        at maxmemory refuses the hook's INCRs but never XACK and XDEL, and only entries freed
+        let it drain; meanwhile their cached answers may be stale, never past their TTL.
         """
+        devices = stored.devices | self._unbumped
+        try:
+            await self.on_stored(devices)
+            self._unbumped -= devices
+        except StoreUnavailable:
+            WORKER_RETRIES.labels("redis").inc()
+            self._unbumped |= devices
         backoff = Backoff(self.backoff_limit)
-        hooked = acknowledged = False
         while True:
             try:
-                if not hooked:
-                    try:
-                        await self.on_stored(stored.devices)
-                    except StoreUnavailable:
-                        if not acknowledged:
-                            await self.consumer.acknowledge(shard, stored.entries)
-                            acknowledged = True
-                        raise
-                    hooked = True
-                if not acknowledged:
-                    await self.consumer.acknowledge(shard, stored.entries)
+                await self.consumer.acknowledge(shard, stored.entries)
                 return
             except StoreUnavailable:
                 # Given up only on stop: redelivered, the entries add no rows.
@@ -314,17 +314,11 @@ class Worker:
             )
 
     async def _maintain_partitions(self) -> None:
-        """Retire every cached answer at start: a worker before this one may have stopped while
-        Redis refused the INCRs retiring those its last commits made stale (see `_finish`).
-        Then keep the partitions, hourly; once retention dropped logs, retire the cached
-        answers that may show them. A retirement is retried until Redis takes it."""
+        """Keep the partitions, hourly; once retention dropped logs, retire the cached answers
+        that may show them."""
         backoff = Backoff(self.backoff_limit)
-        retire = True
         while not self._stopping.is_set():
             try:
-                if retire:
-                    await self.consumer.bump_cache_generation()
-                    retire = False
                 done = await self.writer.maintain(
                     ahead=self.settings.partitions_ahead,
                     retention_days=self.settings.retention_days,
@@ -339,10 +333,24 @@ class Worker:
             if done.created or done.dropped:
                 log.info("partitions created %s, dropped %s", done.created, done.dropped)
             backoff.reset()
-            # Retired on the next turn, before a maintenance that then finds nothing to do.
-            retire = bool(done.dropped or done.default_rows_deleted)
-            if not retire:
-                await self._pause(MAINTENANCE_EVERY_S)
+            if done.dropped or done.default_rows_deleted:
+                await self._retire_cached_answers()
+            await self._pause(MAINTENANCE_EVERY_S)
+
+    async def _retire_cached_answers(self) -> None:
+        """Bump the cache generation, retried until Redis takes it or the worker stops.
+
+        Run as the worker starts too: a worker before it may have stopped while Redis refused
+        the INCRs retiring the answers its last commits made stale (see `_finish`).
+        """
+        backoff = Backoff(self.backoff_limit)
+        while True:
+            try:
+                await self.consumer.bump_cache_generation()
+                return
+            except StoreUnavailable:
+                if not await self._pause(backoff.next()):
+                    return
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep unless stopping; False once the worker is stopping."""
