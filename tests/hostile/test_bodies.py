@@ -263,3 +263,11 @@ def test_integers_past_64_bits_get_one_answer_whatever_their_length(secured, dig
     )
     assert answer.status_code == 422, answer.text
     assert {problem["rule"] for problem in answer.json()["detail"]} == {"int64_range"}
+
+
+@pytest.mark.parametrize("path", ["/health", "/metrics", "/"])
+def test_a_body_on_a_route_that_reads_none_is_not_a_reason_to_refuse(secured, path):
+    server, _, _ = secured
+    with connect(server.url, timeout=5) as sock:
+        sock.sendall(head("GET", path, {"Content-Length": "5"}) + b"hello")
+        assert read_answer(sock).status == 200

@@ -190,7 +190,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.non_body_bytes = max(0, self.non_body_bytes - CHUNK_FRAMING_BYTES)
 
     def on_body(self, body: bytes) -> None:
-        self.non_body_bytes -= len(body)
+        # Never below zero: a buffer that ended one request and began the next was counted
+        # before the first's end set the count back, and must not lend the second a margin.
+        self.non_body_bytes = max(0, self.non_body_bytes - len(body))
         self.body_bytes += len(body)
         super().on_body(body)
 

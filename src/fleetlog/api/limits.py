@@ -35,6 +35,7 @@ from fleetlog.errors import (
 # from a client it does not know yet.
 SIGN_IN_BODY_BYTES = 16 * 1024
 TRIM_EVERY_BYTES = 64 * 1024 * 1024
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class BodyBudget:
@@ -96,9 +97,14 @@ class RequestLimits:
             return
         try:
             framing = self.check_head(scope)
-            limit = await self.admit_body(scope, framing) if framing.has_body else 0
+            # Only these methods have routes that read a body; any other's is never read.
+            admitted = framing.has_body and scope["method"] in BODY_METHODS
+            limit = await self.admit_body(scope, framing) if admitted else 0
         except FleetlogError as exc:
             await refuse(scope, send, exc)
+            return
+        if not admitted:
+            await self.app(scope, receive, send)
             return
         if framing.chunked:
             meter = BodyMeter(scope, receive, send, limit=limit, budget=self.budget)
@@ -108,10 +114,7 @@ class RequestLimits:
         finally:
             # A declared length was reserved whole (and httptools reads no more than it);
             # a chunked body as it came.
-            if framing.chunked:
-                self.budget.give(meter.reserved)
-            elif framing.declared:
-                self.budget.give(framing.declared)
+            self.budget.give(meter.reserved if framing.chunked else framing.declared or 0)
 
     def check_head(self, scope: Scope) -> Framing:
         """How the body comes; raises the limit the URL or headers break, if any."""
@@ -146,7 +149,7 @@ class RequestLimits:
             credential = presented_credential(Headers(scope=scope))
             required = body_scope(scope["path"])
             scope[ADMITTED] = await gatekeeper.admit(credential, required, address)
-        if framing.declared is not None:
+        if framing.declared is not None and not framing.chunked:
             if framing.declared > limit:
                 raise too_large(limit)
             self.budget.take(framing.declared)
