@@ -70,12 +70,17 @@ def require(scope: Scope | None) -> Callable[..., Awaitable[Principal]]:
 
     async def admitted(request: Request, token: BearerToken, key: ApiKeyHeader) -> Principal:
         gatekeeper = get_gatekeeper(request)
-        principal: Principal | None = request.scope.get(ADMITTED)
-        if principal is not None:
-            return gatekeeper.authorize(principal, scope)
-        return await gatekeeper.admit(token or key, scope, client_address(request))
+        return admitted_before(request, scope) or await gatekeeper.admit(
+            token or key, scope, client_address(request)
+        )
 
     return admitted
+
+
+def admitted_before(request: Request, scope: Scope | None) -> Principal | None:
+    """The principal RequestLimits admitted before the body, checked for `scope`; else None."""
+    principal: Principal | None = request.scope.get(ADMITTED)
+    return None if principal is None else get_gatekeeper(request).authorize(principal, scope)
 
 
 def presented_credential(headers: Headers) -> str | None:
@@ -88,12 +93,9 @@ def presented_credential(headers: Headers) -> str | None:
 
 async def admit(request: Request, scope: Scope) -> Principal:
     """`require(scope)` without FastAPI's dependency resolution, for the ingest hot path."""
-    gatekeeper = get_gatekeeper(request)
-    principal: Principal | None = request.scope.get(ADMITTED)
-    if principal is not None:
-        return gatekeeper.authorize(principal, scope)
-    credential = presented_credential(request.headers)
-    return await gatekeeper.admit(credential, scope, client_address(request))
+    return admitted_before(request, scope) or await get_gatekeeper(request).admit(
+        presented_credential(request.headers), scope, client_address(request)
+    )
 
 
 Identity = Annotated[Principal, Depends(require(None))]
