@@ -149,7 +149,7 @@ class DeviceOrder:
         return invalid("cursor", "cursor_invalid", "must be a next_cursor of this same sort")
 
 
-class Counter:
+class CountQuery:
     """Counts over time and the fleet view, for the API and the CLI."""
 
     def __init__(

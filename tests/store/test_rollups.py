@@ -13,7 +13,7 @@ from sqlalchemy import insert, inspect, select
 from sqlalchemy.engine import Connection
 
 from fleetlog.config import Settings
-from fleetlog.counts import answerable, condition_of, whole_buckets
+from fleetlog.counts import CountQuery, DeviceOrder, answerable, condition_of, whole_buckets
 from fleetlog.records import LogRecord, encode_records
 from fleetlog.search.grammar import parse
 from fleetlog.search.matcher import LogFields, predicate
@@ -283,3 +283,35 @@ def row_of(record: LogRecord) -> dict[str, object]:
         "created_at": record.ts,
         "received_at": record.received_at,
     }
+
+
+class TestDevices:
+    @pytest.mark.parametrize("sort", ["device", "last_seen", "total", "errors", "silent_for"])
+    async def test_pages_hold_every_device_once_in_order(self, stack: Stack, sort: str) -> None:
+        records = [
+            make_record(
+                device_id=f"d{i % 9}",
+                level="ERROR" if i % 4 == 0 else "INFO",
+                ts=NOW + timedelta(minutes=i),
+                received_at=NOW + timedelta(seconds=i % 5),
+            )
+            for i in range(60)
+        ]
+        await stack.write(records)
+        counter = CountQuery(stack.rollups, query_timeout=timedelta(seconds=10), clock=lambda: NOW)
+        for descending in (False, True):
+            order = DeviceOrder(sort, descending=descending)  # type: ignore[arg-type]
+            whole = await counter.devices(
+                None, since="2026-11-25T00:00:00Z", order=order, limit=100, cursor=None
+            )
+            assert len(whole.data) == 9
+            assert sum(row.total for row in whole.data) == 60
+            paged, cursor = [], None
+            while True:
+                page = await counter.devices(
+                    None, since="2026-11-25T00:00:00Z", order=order, limit=2, cursor=cursor
+                )
+                paged += page.data
+                if (cursor := page.next_cursor) is None:
+                    break
+            assert paged == whole.data

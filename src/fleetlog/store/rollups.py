@@ -202,7 +202,7 @@ class RollupStore:
         max_seconds: float | None = None,
     ) -> DevicePage:
         """The devices `condition` selects, with their counts by level from the minute `since`
-        falls in on, sorted (the device id breaks ties), `limit` of them after the
+        falls in on, sorted (ties by device id, ascending), `limit` of them after the
         (sort value, device id) `after`."""
         since = since.replace(second=0, microsecond=0)
 
@@ -212,8 +212,9 @@ class RollupStore:
             query = select(listed)
             if after is not None:
                 query = query.where(past(column, listed.c.device_id, after, ascending=ascending))
-            order = (column, listed.c.device_id)
-            query = query.order_by(*(each.asc() if ascending else each.desc() for each in order))
+            query = query.order_by(column.asc() if ascending else column.desc())
+            if column is not listed.c.device_id:
+                query = query.order_by(listed.c.device_id)
             async with bounded(conn, max_seconds):
                 rows = (await conn.execute(query.limit(limit + 1))).all()
             found = [device_row(row) for row in rows]
@@ -262,13 +263,13 @@ def sort_column(listed: Any, sort: DeviceSort, *, descending: bool) -> tuple[Any
 
 
 def past(column: Any, device_id: Any, after: tuple[Any, str], *, ascending: bool) -> Any:
-    """The rows after (value, device id) in the order of (column, device id)."""
+    """The rows after (value, device id) in the order of the column, then the device id
+    (ties go by device id, ascending, whichever way the column goes)."""
     value, last_device = after
     if column is device_id:
         return device_id > last_device if ascending else device_id < last_device
-    if ascending:
-        return (column > value) | ((column == value) & (device_id > last_device))
-    return (column < value) | ((column == value) & (device_id < last_device))
+    beyond = column > value if ascending else column < value
+    return beyond | ((column == value) & (device_id > last_device))
 
 
 def device_row(row: Any) -> DeviceRow:
