@@ -47,7 +47,11 @@ def create_app(settings: Settings) -> FastAPI:
         # every request.
         telemetry={"tracing": settings.otel_tracing, "metrics": False, "logs": False},
         responses=documented(
-            {400: "The body cannot be parsed", 422: "A parameter or field breaks its rule"}
+            {
+                400: "The body cannot be parsed",
+                414: "The URL is longer than the bound on its bytes",
+                422: "A parameter or field breaks its rule",
+            }
         ),
     )
     add_exception_handlers(app)

@@ -66,6 +66,6 @@ async def list_devices(
         since=since,
         order=DeviceOrder(sort, descending=order == "desc"),
         limit=limit,
-        cursor=cursor,
+        cursor=cursor or None,
         device_prefix=reader.device_prefix,
     )
