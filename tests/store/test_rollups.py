@@ -315,3 +315,27 @@ class TestDevices:
                 if (cursor := page.next_cursor) is None:
                     break
             assert paged == whole.data
+
+
+async def test_retention_takes_the_counts_of_the_logs_it_drops(database_url: str) -> None:
+    settings = Settings(_env_file=None, database_url=database_url, redis_url="x")
+    engine = create_store_engine(settings)
+    await migrate(engine)
+    writer = BulkWriter(database_url, max_connections=1)
+    await writer.open()
+    store = LogStore(engine)
+    try:
+        old, new = fleet_logs(10, start=NOW - timedelta(days=40)), fleet_logs(7)
+        await writer.write([Packed.of(0, "1-0", encode_records([*old, *new]))])
+        await writer.maintain(ahead=1, retention_days=30, today=NOW)
+        counts = await store.counts()
+        assert counts.total == 7
+        span = whole_buckets(NOW - timedelta(days=50), NOW + timedelta(days=1), 86400)
+        everything = condition_of(parse(""))
+        rolled = await RollupStore(store.reads).count(
+            everything, span, group_by=None, by_device=True
+        )
+        assert rolled == await RollupStore(store.reads).scan(everything, span, group_by=None)
+    finally:
+        await writer.close()
+        await store.close()
