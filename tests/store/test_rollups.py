@@ -1,5 +1,6 @@
 """Rollups on SQLite and PostgreSQL: kept by the writers, equal to counting the logs, once."""
 
+import asyncio
 import itertools
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -339,3 +340,37 @@ async def test_retention_takes_the_counts_of_the_logs_it_drops(database_url: str
     finally:
         await writer.close()
         await store.close()
+
+
+async def test_workers_committing_the_same_counts_at_once_all_commit_them(
+    database_url: str,
+) -> None:
+    settings = Settings(_env_file=None, database_url=database_url, redis_url="x")
+    engine = create_store_engine(settings)
+    await migrate(engine)
+    writer = BulkWriter(database_url, max_connections=8)
+    await writer.open()
+    store = LogStore(engine)
+    try:
+        # Every batch counts into the same minutes of the same devices, in another order.
+        records = fleet_logs(240)
+        batches = [records[i::8][:: 1 if i % 2 else -1] for i in range(8)]
+        for _ in range(5):
+            writes = [
+                writer.write([Packed.of(0, f"{next(ENTRIES)}-0", encode_records(batch))])
+                for batch in batches
+            ]
+            await asyncio.gather(*writes)
+        counts = await store.counts()
+        assert counts.total == 5 * 240
+        span = whole_buckets(NOW, NOW + timedelta(hours=3), 60)
+        rolled = await RollupStore(store.reads).count(
+            condition_of(parse("")), span, group_by="device", by_device=True
+        )
+        assert sum(bucket.count for bucket in rolled) == 5 * 240
+    finally:
+        await writer.close()
+        await store.close()
+
+
+ENTRIES = itertools.count(1)
