@@ -42,22 +42,25 @@ FROM json_each(?)
 """
 # The rollups of the logs with ids past `?`: the group just inserted. A time's minute starts
 # with its first 17 characters, as the SQLite dialect writes it ('YYYY-MM-DD HH:MM:SS.ffffff').
+# NOT INDEXED keeps SQLite on the rowid range: for GROUP BY device_id it would rather walk the
+# whole device index in order (~10 µs a log at 100k logs, and growing with the table).
 ROLLUPS = (
     """
     INSERT INTO log_counts (device_id, bucket, log_level, count)
     SELECT device_id, substr(created_at, 1, 17) || '00.000000', log_level, count(*)
-    FROM logs WHERE id > ? GROUP BY 1, 2, 3
+    FROM logs NOT INDEXED WHERE id > ? GROUP BY 1, 2, 3
     ON CONFLICT (device_id, bucket, log_level) DO UPDATE SET count = count + excluded.count
     """,
     """
     INSERT INTO level_counts (bucket, log_level, count)
     SELECT substr(created_at, 1, 17) || '00.000000', log_level, count(*)
-    FROM logs WHERE id > ? GROUP BY 1, 2
+    FROM logs NOT INDEXED WHERE id > ? GROUP BY 1, 2
     ON CONFLICT (bucket, log_level) DO UPDATE SET count = count + excluded.count
     """,
     """
     INSERT INTO devices (device_id, first_seen, last_seen)
-    SELECT device_id, min(received_at), max(received_at) FROM logs WHERE id > ? GROUP BY 1
+    SELECT device_id, min(received_at), max(received_at)
+    FROM logs NOT INDEXED WHERE id > ? GROUP BY 1
     ON CONFLICT (device_id) DO UPDATE SET
         first_seen = min(first_seen, excluded.first_seen),
         last_seen = max(last_seen, excluded.last_seen)
