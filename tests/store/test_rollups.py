@@ -374,3 +374,28 @@ async def test_workers_committing_the_same_counts_at_once_all_commit_them(
 
 
 ENTRIES = itertools.count(1)
+
+
+async def test_a_devices_last_seen_moves_by_over_a_second_on_postgresql(database_url: str) -> None:
+    settings = Settings(_env_file=None, database_url=database_url, redis_url="x")
+    engine = create_store_engine(settings)
+    await migrate(engine)
+    writer = BulkWriter(database_url, max_connections=1)
+    await writer.open()
+    try:
+        seen = []
+        for n, received in enumerate((0.0, 0.5, 2.0, -5.0)):
+            record = make_record(device_id="cam-1", received_at=NOW + timedelta(seconds=received))
+            await writer.write([Packed.of(0, f"{n + 1}-0", encode_records([record]))])
+            async with engine.connect() as conn:
+                row = (await conn.execute(select(devices))).one()
+            seen.append((row.first_seen - NOW, row.last_seen - NOW))
+        assert [(first.total_seconds(), last.total_seconds()) for first, last in seen] == [
+            (0.0, 0.0),
+            (0.0, 0.0),
+            (0.0, 2.0),
+            (-5.0, 2.0),
+        ]
+    finally:
+        await writer.close()
+        await engine.dispose()

@@ -61,7 +61,9 @@ MINUTE = "date_bin('1 minute', created_at, timestamptz '1970-01-01 00:00:00+00')
 # entry delivered again adds nothing to them either. The main query reads only `new`, so
 # PostgreSQL runs these once it is done, at the end of the statement, in an order fixed by the
 # statement: the row locks they take are held only until the commit that follows. Each upserts
-# its rows in the order of its key, so workers committing at once wait, never deadlock.
+# its rows in the order of its key, so workers committing at once wait, never deadlock. A
+# device's `last_seen` moves only by over a second: rewriting the row of every device of every
+# batch cost ~8 % of the statement.
 ROLLUPS = f"""
 counted AS (
     INSERT INTO log_counts (device_id, bucket, log_level, count)
@@ -80,6 +82,8 @@ seen AS (
     ON CONFLICT (device_id) DO UPDATE SET
         first_seen = least(devices.first_seen, excluded.first_seen),
         last_seen = greatest(devices.last_seen, excluded.last_seen)
+    WHERE excluded.last_seen > devices.last_seen + interval '1 second'
+       OR excluded.first_seen < devices.first_seen
 )"""
 # The records of the staged entries new to the ledger as rows of `logs`; how many rows, and
 # their devices.
