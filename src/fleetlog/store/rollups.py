@@ -118,10 +118,16 @@ def bucketed(
 
 
 def buckets_of(rows: Sequence[Any], *, keyed: bool) -> list[Bucket]:
-    return [
-        Bucket(EPOCH + timedelta(seconds=row.start), row.key if keyed else None, int(row.count))
-        for row in rows
-    ]
+    """The rows as buckets; the keys of a bucket share its start (a day at 1m is 7,200 rows)."""
+    starts: dict[int, datetime] = {}
+    found = []
+    for row in rows:
+        second = row[0]
+        start = starts.get(second)
+        if start is None:
+            start = starts[second] = EPOCH + timedelta(seconds=second)
+        found.append(Bucket(start, row[1] if keyed else None, row[-1]))
+    return found
 
 
 class RollupStore:
@@ -155,7 +161,7 @@ class RollupStore:
                 dialect=dialect,
                 span=span,
                 group_by=group_by,
-                total=func.sum(table.c["count"]),
+                total=cast(func.sum(table.c["count"]), BigInteger),
             ).where(condition(dialect, table))
             async with bounded(conn, max_seconds):
                 rows = (await conn.execute(query)).all()

@@ -2,7 +2,6 @@
 
 from typing import Annotated, Literal
 
-import orjson
 from fastapi import APIRouter, Query, Response
 
 from fleetlog.api.deps import CountsDep
@@ -38,9 +37,7 @@ async def count_logs(
         group_by=group_by,
         device_prefix=reader.device_prefix,
     )
-    # `key` is left out without group_by, where group_by itself is null.
-    body = answer.model_dump(exclude={"buckets": {"__all__": {"key"}}} if group_by is None else {})
-    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")
+    return Response(answer.rendered(), media_type="application/json")
 
 
 @router.get("/api/devices", response_model=DevicesAnswer, response_model_exclude_none=True)
