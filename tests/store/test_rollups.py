@@ -2,6 +2,7 @@
 
 import asyncio
 import itertools
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -10,11 +11,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import ColumnElement, insert, inspect, literal_column, select
 from sqlalchemy.engine import Connection
 
 from fleetlog.config import Settings
 from fleetlog.counts import CountQuery, DeviceOrder, answerable, condition_of, whole_buckets
+from fleetlog.errors import QueryTimeout
 from fleetlog.records import LogRecord, encode_records
 from fleetlog.search.grammar import parse
 from fleetlog.search.matcher import LogFields, predicate
@@ -399,3 +401,25 @@ async def test_a_devices_last_seen_moves_by_over_a_second_on_postgresql(database
     finally:
         await writer.close()
         await engine.dispose()
+
+
+# A condition that would take minutes on either store.
+SLOW = (
+    "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000)"
+    " SELECT count(*) FROM c) > 0"
+)
+
+
+async def test_a_scan_past_its_time_is_cancelled_in_the_database(stack: Stack) -> None:
+    await stack.write(fleet_logs(3))
+    span = whole_buckets(NOW, NOW + timedelta(hours=1), 3600)
+
+    def slow(dialect: str, table: object) -> ColumnElement[bool]:
+        return literal_column(SLOW)
+
+    started = time.monotonic()
+    with pytest.raises(QueryTimeout):
+        await stack.rollups.scan(slow, span, group_by=None, max_seconds=0.2)
+    assert time.monotonic() - started < 5
+    everything = condition_of(parse(""))
+    assert await stack.rollups.scan(everything, span, group_by=None, max_seconds=5)
