@@ -1,0 +1,190 @@
+"""`fleetlog query` and `fleetlog tail` as people run them, against a real HTTP server speaking
+the search and tail contract."""
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+from collections import deque
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from fleetlog.cli import app
+from fleetlog.localstack import free_port
+from tests.fixtures.search_server import (
+    BAD_QUERY,
+    SearchServer,
+    TailScript,
+    serving,
+    sse_log,
+    stored_log,
+)
+
+KEY = "flk_read"
+
+
+def logs(n: int) -> list[dict]:
+    return [stored_log(i) for i in range(n, 0, -1)]
+
+
+def fleetlog(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def fleetlog_process(*args: str, stdout: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "fleetlog", *args],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "FLEETLOG_API_KEY": KEY},
+    )
+
+
+class TestQuery:
+    def test_piped_output_is_ndjson_of_the_servers_logs_across_pages(self):
+        server = SearchServer(logs=logs(2500), api_key=KEY)
+        with serving(server):
+            result = fleetlog(
+                "query",
+                "level>=error",
+                "--url",
+                server.url,
+                "--limit",
+                "2100",
+                env={"FLEETLOG_API_KEY": KEY},
+            )
+        assert result.exit_code == 0, result.output
+        printed = [json.loads(line) for line in result.stdout.splitlines()]
+        assert printed == logs(2500)[:2100]
+        assert [seen.params["limit"] for seen in server.seen] == ["1000", "1000", "100"]
+        assert {seen.params["q"] for seen in server.seen} == {"level>=error"}
+
+    def test_a_span_ago_is_fixed_once_for_every_page(self):
+        server = SearchServer(logs=logs(1500))
+        with serving(server):
+            before = datetime.now(UTC)
+            result = fleetlog("query", "--since", "1h", "--url", server.url, "--limit", "0")
+        assert result.exit_code == 0, result.output
+        (since,) = {seen.params["since"] for seen in server.seen}
+        assert since.endswith("Z")
+        assert abs(datetime.fromisoformat(since) - (before - timedelta(hours=1))) < timedelta(
+            seconds=5
+        )
+        assert len(server.seen) == 2
+
+    def test_url_and_key_come_from_the_environment(self):
+        server = SearchServer(logs=logs(3), api_key=KEY)
+        with serving(server):
+            result = fleetlog("query", env={"FLEETLOG_URL": server.url, "FLEETLOG_API_KEY": KEY})
+        assert result.exit_code == 0, result.output
+        assert len(result.stdout.splitlines()) == 3
+
+    def test_a_syntax_error_is_one_line_naming_the_position(self):
+        with serving(SearchServer()) as server:
+            result = fleetlog("query", BAD_QUERY, "--url", server.url)
+        assert result.exit_code == 1
+        assert result.stdout == ""
+        assert result.stderr == (
+            "error: the query cannot be searched at position 15: found ')', expected a word "
+            "(HTTP 400)\n"
+        )
+
+    def test_no_key_for_a_server_that_wants_one(self):
+        with serving(SearchServer(api_key=KEY)) as server:
+            result = fleetlog("query", "--url", server.url, env={"FLEETLOG_API_KEY": ""})
+        assert result.exit_code == 1
+        assert result.stderr == (
+            "error: the credential is unknown or revoked (HTTP 401) "
+            "(no API key given: set FLEETLOG_API_KEY)\n"
+        )
+
+    def test_connection_refused(self):
+        url = f"http://127.0.0.1:{free_port()}"
+        result = fleetlog("query", "--url", url)
+        assert result.exit_code == 1
+        assert result.stderr == f"error: cannot connect to {url}: Connection refused\n"
+
+    def test_a_bad_time_is_refused_before_any_request(self):
+        result = fleetlog("query", "--since", "yesterday", "--url", "http://127.0.0.1:9")
+        assert result.exit_code == 2
+        assert "since is not a time: 'yesterday'" in result.stderr
+
+    def test_a_reader_that_stops_early_ends_the_query_quietly(self):
+        with serving(SearchServer(logs=logs(3000))) as server:
+            process = fleetlog_process(
+                "query", "--url", server.url, "--limit", "0", stdout=subprocess.PIPE
+            )
+            assert process.stdout is not None
+            assert json.loads(process.stdout.readline())["id"] == 3000
+            process.stdout.close()
+            _, errors = process.communicate(timeout=30)
+        assert process.returncode == 0
+        assert errors == b""
+
+    def test_on_a_terminal_logs_are_aligned_lines(self):
+        with serving(SearchServer(logs=logs(2))) as server:
+            primary, secondary = pty.openpty()
+            process = fleetlog_process("query", "--url", server.url, "--utc", stdout=secondary)
+            os.close(secondary)
+            _, errors = process.communicate(timeout=30)
+            shown = read_all(primary)
+        assert process.returncode == 0, errors
+        assert "2026-11-30 12:00:02.250Z" in shown
+        assert "valve 2 stuck" in shown
+        assert "{" not in shown
+
+
+def read_all(fd: int) -> str:
+    """What a process wrote to a pseudo-terminal, once it has ended."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks).decode()
+
+
+class TestTail:
+    def test_follows_resumes_tells_of_dropped_logs_and_ends_on_ctrl_c(self):
+        dropped = 'event: dropped\ndata: {"dropped": 5}\n\n'
+        first = TailScript([sse_log(stored_log(1)), dropped, sse_log(stored_log(2))], then="end")
+        server = SearchServer(
+            api_key=KEY, tails=deque([first, TailScript([": hi\n\n", sse_log(stored_log(3))])])
+        )
+        with serving(server):
+            process = fleetlog_process(
+                "tail", "attr.site:north", "--url", server.url, stdout=subprocess.PIPE
+            )
+            assert process.stdout is not None
+            printed = [json.loads(process.stdout.readline()) for _ in range(3)]
+            process.send_signal(signal.SIGINT)
+            _, errors = process.communicate(timeout=30)
+        assert printed == [stored_log(1), stored_log(2), stored_log(3)]
+        assert [seen.headers.get("last-event-id") for seen in server.seen] == [None, "2"]
+        assert process.returncode == 130
+        notices = errors.decode().splitlines()
+        assert notices[0] == (
+            "fleetlog: the server dropped 5 logs for this tail: it was reading too slowly"
+        )
+        assert notices[1].startswith("fleetlog: the server ended the stream; reconnecting in")
+        assert "Traceback" not in errors.decode()
+
+    @pytest.mark.parametrize("status", [401, 400])
+    def test_a_refusal_at_the_start_is_one_line_and_exit_1(self, status):
+        server = SearchServer(api_key=KEY if status == 401 else None)
+        server.tails.append(TailScript(status=status))
+        with serving(server):
+            result = fleetlog("tail", "--url", server.url, env={"FLEETLOG_API_KEY": "flk_wrong"})
+        assert result.exit_code == 1
+        assert len(result.stderr.splitlines()) == 1
+        assert result.stderr.startswith("error: ")
+        assert f"(HTTP {status})" in result.stderr
