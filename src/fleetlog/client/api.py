@@ -77,9 +77,10 @@ class LogApi:
             if cursor is not None:
                 params["cursor"] = cursor
             logs, cursor = self._page(params)
-            yield logs[:size]
+            page = logs[:size]
+            yield page
             if remaining is not None:
-                remaining -= len(logs[:size])
+                remaining -= len(page)
             if cursor is None:
                 return
 
