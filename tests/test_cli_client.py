@@ -1,6 +1,7 @@
 """`fleetlog query` and `fleetlog tail` as people run them, against a real HTTP server speaking
 the search and tail contract."""
 
+import asyncio
 import json
 import os
 import pty
@@ -8,13 +9,19 @@ import signal
 import subprocess
 import sys
 from collections import deque
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
+from fleetlog.auth.principals import Scope
 from fleetlog.cli import app
 from fleetlog.localstack import free_port
+from tests.fixtures.auth import add_key, bearer, secure_settings
+from tests.fixtures.process import running_server
+from tests.fixtures.records import make_log
 from tests.fixtures.search_server import (
     BAD_QUERY,
     SearchServer,
@@ -188,3 +195,73 @@ class TestTail:
         assert len(result.stderr.splitlines()) == 1
         assert result.stderr.startswith("error: ")
         assert f"(HTTP {status})" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def fleetlog_serve(tmp_path_factory) -> Iterator[tuple[str, str]]:
+    """A real embedded `fleetlog serve` holding 1,200 logs: its URL and a read key."""
+    data_dir = tmp_path_factory.mktemp("serve") / "data"
+    settings = secure_settings(data_dir)
+    ingest = asyncio.run(add_key(settings, "cams", Scope.INGEST))
+    read = asyncio.run(add_key(settings, "reader", Scope.READ))
+    with running_server(data_dir) as server, httpx.Client(base_url=server.url) as http:
+        for first in (0, 600):
+            batch = {"logs": [seeded_log(n) for n in range(first, first + 600)]}
+            answer = http.post("/api/logs/batch", json=batch, headers=bearer(ingest))
+            assert answer.status_code == 200, answer.text
+        yield server.url, read
+
+
+def seeded_log(n: int) -> dict:
+    level = "ERROR" if n % 4 == 0 else "INFO"
+    return make_log(device_id=f"cam-{n % 3}", log_level=level, message=f"valve {n} stuck")
+
+
+class TestAgainstFleetlogServe:
+    def query(self, served: tuple[str, str], *args: str) -> Result:
+        url, key = served
+        return fleetlog("query", *args, "--url", url, env={"FLEETLOG_API_KEY": key})
+
+    def test_every_match_across_pages_newest_first_without_repeats(self, fleetlog_serve):
+        result = self.query(fleetlog_serve, "--limit", "1100", "--since", "1h")
+        assert result.exit_code == 0, result.output
+        printed = [json.loads(line) for line in result.stdout.splitlines()]
+        assert len(printed) == len({log["id"] for log in printed}) == 1100
+        assert [log["id"] for log in printed] == sorted(
+            (log["id"] for log in printed), reverse=True
+        )
+        assert set(printed[0]) == {
+            "id",
+            "device_id",
+            "log_level",
+            "message",
+            "log_data",
+            "created_at",
+            "received_at",
+        }
+
+    def test_the_query_language_reaches_the_server(self, fleetlog_serve):
+        result = self.query(fleetlog_serve, "level>=error device:cam-1", "--limit", "0")
+        assert result.exit_code == 0, result.output
+        found = sorted(json.loads(line)["message"] for line in result.stdout.splitlines())
+        expected = [seeded_log(n) for n in range(1200) if n % 4 == 0 and n % 3 == 1]
+        assert found == sorted(log["message"] for log in expected)
+
+    def test_oldest_first(self, fleetlog_serve):
+        result = self.query(fleetlog_serve, "--order", "asc", "--limit", "2")
+        assert [json.loads(line)["message"] for line in result.stdout.splitlines()] == [
+            "valve 0 stuck",
+            "valve 1 stuck",
+        ]
+
+    def test_a_syntax_error_names_its_position(self, fleetlog_serve):
+        result = self.query(fleetlog_serve, "level>=error )")
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error: the query cannot be searched at position 14: ")
+        assert result.stderr.count("\n") == 1
+
+    def test_without_a_key(self, fleetlog_serve):
+        url, _ = fleetlog_serve
+        result = fleetlog("query", "--url", url, env={"FLEETLOG_API_KEY": ""})
+        assert result.exit_code == 1
+        assert "(HTTP 401) (no API key given: set FLEETLOG_API_KEY)" in result.stderr
