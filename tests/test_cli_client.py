@@ -260,6 +260,11 @@ class TestAgainstFleetlogServe:
         assert result.stderr.startswith("error: the query cannot be searched at position 14: ")
         assert result.stderr.count("\n") == 1
 
+    def test_brackets_in_the_servers_words_are_printed_as_they_are(self, fleetlog_serve):
+        result = self.query(fleetlog_serve, "level:loud[red]")
+        assert result.exit_code == 1
+        assert "unknown level 'loud[red]'" in result.stderr
+
     def test_without_a_key(self, fleetlog_serve):
         url, _ = fleetlog_serve
         result = fleetlog("query", "--url", url, env={"FLEETLOG_API_KEY": ""})

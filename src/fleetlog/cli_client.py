@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from fleetlog.client.api import DEFAULT_URL, ClientError, LogApi, Order, Search
 from fleetlog.client.render import LogPrinter, NdjsonPrinter, TerminalPrinter
@@ -120,7 +121,7 @@ def show_event(event: SseEvent, printer: LogPrinter) -> None:
 
 
 def notice(message: str) -> None:
-    stderr.print(f"[yellow]fleetlog:[/] {message}", markup=True, highlight=False)
+    stderr.print(Text.assemble(("fleetlog:", "yellow"), " ", message))
 
 
 @contextmanager
@@ -133,7 +134,8 @@ def talking_to(url: str, api_key: str | None) -> Iterator[LogApi]:
         hint = (
             " (no API key given: set FLEETLOG_API_KEY)" if exc.status == 401 and not api_key else ""
         )
-        stderr.print(f"[red]error:[/] {exc.message}{hint}", highlight=False, markup=True)
+        # Text, not markup: the server's words may hold brackets.
+        stderr.print(Text.assemble(("error:", "red"), " ", exc.message, hint))
         raise typer.Exit(1) from None
     except BrokenPipeError:
         silence_stdout()
