@@ -94,3 +94,4 @@ class TestTail:
         backoff = Backoff(first=0.5, most=10.0)
         assert [backoff.delay(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0]
         assert backoff.delay(2, asked_ms=3000) == 6.0
+        assert backoff.delay(1, asked_ms=0) == 0.1

@@ -8,6 +8,8 @@ from fleetlog.client.api import ClientError, LogApi
 from fleetlog.client.sse import SseEvent, SseParser
 
 Notice = Callable[[str], None]
+# The shortest wait, whatever the server's `retry:` asks: never a tight reconnection loop.
+LEAST_WAIT = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +21,7 @@ class Backoff:
     attempts: int = 8
 
     def delay(self, failures: int, *, asked_ms: int | None = None) -> float:
-        base = self.first if asked_ms is None else asked_ms / 1000
+        base = self.first if asked_ms is None else max(asked_ms / 1000, LEAST_WAIT)
         return float(min(base * 2 ** (failures - 1), self.most))
 
 
