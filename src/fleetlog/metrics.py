@@ -129,6 +129,16 @@ CONNECTIONS_CLOSED = Counter(
     ["reason"],
 )
 
+TAILS = Gauge(
+    "fleetlog_tails",
+    "Live tails open now (summed over the server processes).",
+    multiprocess_mode="livesum",
+)
+TAIL_DROPPED = Counter(
+    "fleetlog_tail_dropped_total",
+    "Logs a live tail skipped: its client fell behind by more than its buffer.",
+)
+
 
 def exposition() -> bytes:
     """The text exposition; summed over all processes when several serve the same port."""

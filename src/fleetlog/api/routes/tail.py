@@ -1,0 +1,74 @@
+"""Live tail: `GET /api/tail?q=…`, the new logs a query matches as Server-Sent Events."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from fleetlog.api.deps import ServicesDep
+from fleetlog.api.errors import documented
+from fleetlog.api.security import AUTH_RESPONSES, Reader
+from fleetlog.search.grammar import parse
+from fleetlog.search.plan import Device, conjoin
+from fleetlog.tail.events import Dropped, TailEvent, TailItem
+from fleetlog.tail.hub import Subscription
+
+router = APIRouter(
+    tags=["tail"],
+    responses={
+        **AUTH_RESPONSES,
+        **documented(
+            {
+                400: "`q` or the last event id cannot be used",
+                429: "This process serves FLEETLOG_MAX_TAILS tails already; retry after "
+                "Retry-After seconds",
+            }
+        ),
+    },
+)
+
+
+async def open_subscription(
+    services: ServicesDep,
+    principal: Reader,
+    q: Annotated[str | None, Query(description="The query language of docs/query.md")] = None,
+    last_event_id: Annotated[
+        str | None, Query(description="Resume after this event (if Last-Event-ID is not sent)")
+    ] = None,
+    last_event_id_header: Annotated[
+        str | None, Header(alias="Last-Event-ID", description="Resume after this event")
+    ] = None,
+) -> AsyncIterator[Subscription]:
+    """The tail of what `q` matches among the principal's devices, held while it streams."""
+    plan = parse(q)
+    if principal.device_prefix is not None:
+        plan = conjoin(plan, Device(principal.device_prefix, prefix=True))
+    # A browser reconnects with the URL it began with and the header of its last event.
+    resume = last_event_id_header or last_event_id
+    hub = services.tail
+    after = None if resume is None else hub.resume_point(resume)
+    async with hub.subscribe(plan, after=after) as subscription:
+        yield subscription
+
+
+def server_sent(item: TailItem) -> ServerSentEvent:
+    if isinstance(item, TailEvent):
+        return ServerSentEvent(event="log", id=item.id, raw_data=item.data.decode())
+    if isinstance(item, Dropped):
+        dropped = orjson.dumps({"dropped": item.count}).decode()
+        return ServerSentEvent(event="dropped", raw_data=dropped)
+    return ServerSentEvent(comment="ping")
+
+
+@router.get("/api/tail", response_class=EventSourceResponse)
+async def tail(
+    subscription: Annotated[Subscription, Depends(open_subscription)],
+) -> AsyncIterator[ServerSentEvent]:
+    """New logs as they arrive, filtered by `q`: `event: log` with the log as JSON (`id` is the
+    store's id embedded, the message id in the pipeline), `event: dropped` with
+    `{"dropped": n}` when a slow client's buffer let n logs go, a `: ping` comment when idle.
+    Each event's `id` resumes after it, as `Last-Event-ID` or `last_event_id`."""
+    async for item in subscription.items():
+        yield server_sent(item)
