@@ -1,4 +1,12 @@
-"""TailHub: one reader per process, fanning new logs out to the bounded buffers of its tails."""
+"""TailHub: one reader per process, and the newest logs it read, shared by every open tail.
+
+The reader appends what it reads to one bounded window of the newest logs; each tail keeps
+only its place in that window and filters as it sends. A tail that falls behind the window's
+start has its place moved up, and is told how many of the logs it passed over matched its
+query (`Dropped`). So memory is bounded by the window, whatever the number of tails or their
+speed, and a slow client costs the others nothing. The window keeps at least the last read
+whole, so a tail that keeps up never loses a log to a burst.
+"""
 
 import asyncio
 import contextlib
@@ -7,6 +15,7 @@ import math
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
+from itertools import islice
 
 from fleetlog.errors import FleetlogError, Unavailable
 from fleetlog.metrics import TAIL_DROPPED, TAILS
@@ -17,6 +26,8 @@ from fleetlog.tail.events import Dropped, Heartbeat, Position, Source, TailEvent
 log = logging.getLogger(__name__)
 
 RETRY_READ_S = 1.0
+# Logs a tail takes from the window at a time.
+TAKE = 100
 HEARTBEAT = Heartbeat()
 
 
@@ -38,40 +49,54 @@ class TooManyTails(FleetlogError):
         return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
 
 
-class Subscription:
-    """One open tail: the logs its plan matches, from its join on, in a bounded buffer.
+class Window:
+    """The newest logs read, numbered from 0 in the order read; `first` is the oldest kept."""
 
-    A full buffer lets its oldest log go, so a slow client stays near the live edge; the next
-    item it gets is then `Dropped`, counting the logs that went. A resume first replays the
-    logs between its point and the join.
-    """
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.events: deque[TailEvent] = deque()
+        self.first = 0
+
+    @property
+    def end(self) -> int:
+        """The number the next log read will get."""
+        return self.first + len(self.events)
+
+    def clear(self) -> None:
+        self.first = self.end
+        self.events.clear()
+
+    def take(self, start: int, count: int) -> list[TailEvent]:
+        """Up to `count` logs from number `start` on (which must not be before `first`)."""
+        return list(islice(self.events, start - self.first, start - self.first + count))
+
+
+class Subscription:
+    """One open tail: its query, its place in the window, and what it missed since it last
+    sent. A resume first replays the logs between its point and the join."""
 
     def __init__(
         self,
         matches: Predicate,
         *,
-        capacity: int,
+        window: Window,
         heartbeat: float,
         replay: AsyncGenerator[TailEvent | Dropped] | None = None,
     ) -> None:
         self.matches = matches
-        self.capacity = capacity
+        self.window = window
         self.heartbeat = heartbeat
         self.replay = replay
-        self.buffer: deque[TailEvent] = deque()
+        self.next = window.end
         self.dropped = 0
-        self._wake = asyncio.Event()
+        self.wake = asyncio.Event()
 
-    def offer(self, event: TailEvent) -> None:
-        """Called by the reader for every new log."""
-        if not self.matches(event.fields):
-            return
-        if len(self.buffer) == self.capacity:
-            self.buffer.popleft()
-            self.dropped += 1
-            TAIL_DROPPED.inc()
-        self.buffer.append(event)
-        self._wake.set()
+    def pass_over(self, missed: list[TailEvent], end: int) -> None:
+        """Move up to `end`, past `missed` (the logs it had not taken): count the matching."""
+        count = sum(1 for event in missed if self.matches(event.fields))
+        self.dropped += count
+        TAIL_DROPPED.inc(count)
+        self.next = end
 
     async def items(self) -> AsyncIterator[TailItem]:
         """What to send, in order, for as long as the client stays; a heartbeat when idle."""
@@ -84,13 +109,17 @@ class Subscription:
             if self.dropped:
                 dropped, self.dropped = Dropped(self.dropped), 0
                 yield dropped
-            elif self.buffer:
-                yield self.buffer.popleft()
+            elif self.next < self.window.end:
+                taken = self.window.take(self.next, TAKE)
+                self.next += len(taken)
+                for event in taken:
+                    if self.matches(event.fields):
+                        yield event
             else:
-                self._wake.clear()
+                self.wake.clear()
                 try:
                     async with asyncio.timeout(self.heartbeat):
-                        await self._wake.wait()
+                        await self.wake.wait()
                 except TimeoutError:
                     yield HEARTBEAT
 
@@ -105,7 +134,7 @@ class TailHub:
     Args:
         source: where new logs come from.
         max_tails: open tails before `subscribe` refuses (429).
-        buffer: logs each tail may hold for a client that reads slower than they come.
+        buffer: the newest logs kept for tails that read slower than logs come.
         heartbeat: seconds without a log before a tail sends a heartbeat.
         retry_after: what a refused client is told to wait, in seconds.
     """
@@ -115,15 +144,20 @@ class TailHub:
     ) -> None:
         self.source = source
         self.max_tails = max_tails
-        self.buffer = buffer
+        self.window = Window(buffer)
         self.heartbeat = heartbeat
         self.retry_after = retry_after
         self.subscriptions: set[Subscription] = set()
-        # How far the reader has read (and offered); set when it starts.
+        # How far the reader has read (and put in the window); set when it starts.
         self.position: Position | None = None
         self.open = 0
         self._reader: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
+
+    @property
+    def reading(self) -> bool:
+        """Whether the reader runs (while any tail is open, and a read after the last closed)."""
+        return self._reader is not None and not self._reader.done()
 
     def resume_point(self, event_id: str) -> Position:
         return self.source.resume_point(event_id)
@@ -140,10 +174,11 @@ class TailHub:
         try:
             join = await self._join()
             replay = None if after is None else self.source.replay(earliest(after, join), join)
+            # Nothing awaited since the join: the tail begins at the window's end, which is
+            # where the reader's next read goes.
             subscription = Subscription(
-                predicate(plan), capacity=self.buffer, heartbeat=self.heartbeat, replay=replay
+                predicate(plan), window=self.window, heartbeat=self.heartbeat, replay=replay
             )
-            # Nothing awaited since the join: the reader offers this tail every log past it.
             self.subscriptions.add(subscription)
             try:
                 yield subscription
@@ -156,14 +191,14 @@ class TailHub:
     async def _join(self) -> Position:
         """Where a tail opened now begins: the reader's position, the head if it was idle."""
         async with self._starting:
-            if self._reader is None or self._reader.done():
+            if not self.reading:
                 self.position = await self.source.head()
                 self._reader = asyncio.create_task(self._read(), name="fleetlog-tail-reader")
         assert self.position is not None
         return self.position
 
     async def _read(self) -> None:
-        """Read new logs and offer each to every tail, until none is left."""
+        """Read new logs into the window, until no tail is left."""
         while self.subscriptions:
             assert self.position is not None
             try:
@@ -176,10 +211,27 @@ class TailHub:
                 log.exception("the live tail failed to read new logs")
                 await asyncio.sleep(RETRY_READ_S)
                 continue
-            for subscription in list(self.subscriptions):
-                for event in events:
-                    subscription.offer(event)
+            self.publish(events)
             self.position = position
+        self.window.clear()
+
+    def publish(self, events: list[TailEvent]) -> None:
+        """Add `events` to the window and wake the tails; tails behind what the window lets go
+        pass over it. The window keeps this read whole, however large."""
+        window = self.window
+        window.events.extend(events)
+        excess = len(window.events) - max(window.capacity, len(events))
+        if excess > 0:
+            kept_from = window.first + excess
+            for subscription in self.subscriptions:
+                if subscription.next < kept_from:
+                    missed = window.take(subscription.next, kept_from - subscription.next)
+                    subscription.pass_over(missed, kept_from)
+            for _ in range(excess):
+                window.events.popleft()
+            window.first = kept_from
+        for subscription in self.subscriptions:
+            subscription.wake.set()
 
     async def close(self) -> None:
         if self._reader is not None:

@@ -1,39 +1,48 @@
 """Live tail: `GET /api/tail?q=…`, the new logs a query matches as Server-Sent Events."""
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from fleetlog.api.deps import ServicesDep
-from fleetlog.api.errors import documented
+from fleetlog.api.errors import ErrorBody, documented
+from fleetlog.api.openapi import REF
+from fleetlog.api.routes.search import Q
 from fleetlog.api.security import AUTH_RESPONSES, Reader
 from fleetlog.search.grammar import parse
 from fleetlog.search.plan import Device, conjoin
 from fleetlog.tail.events import Dropped, TailEvent, TailItem
 from fleetlog.tail.hub import Subscription
 
-router = APIRouter(
-    tags=["tail"],
-    responses={
-        **AUTH_RESPONSES,
-        **documented(
-            {
-                400: "`q` or the last event id cannot be used",
-                429: "This process serves FLEETLOG_MAX_TAILS tails already; retry after "
-                "Retry-After seconds",
-            }
-        ),
-    },
-)
+JSON = "application/json"
+
+
+def as_json(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """Error answers documented as JSON: on an event stream route FastAPI would say they are
+    `text/event-stream`."""
+    schema = {"$ref": REF.format(model=ErrorBody.__name__)}
+    return {
+        status: {"description": response["description"], "content": {JSON: {"schema": schema}}}
+        for status, response in responses.items()
+    }
+
+
+ERRORS = {
+    400: "`q` or the last event id cannot be used",
+    422: "A parameter breaks its rule",
+    429: "This process serves FLEETLOG_MAX_TAILS tails already, or over the rate limit; "
+    "retry after Retry-After seconds",
+}
+router = APIRouter(tags=["tail"], responses=as_json({**AUTH_RESPONSES, **documented(ERRORS)}))
 
 
 async def open_subscription(
     services: ServicesDep,
     principal: Reader,
-    q: Annotated[str | None, Query(description="The query language of docs/query.md")] = None,
+    q: Q = None,
     last_event_id: Annotated[
         str | None, Query(description="Resume after this event (if Last-Event-ID is not sent)")
     ] = None,
