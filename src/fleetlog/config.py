@@ -127,8 +127,8 @@ class Settings(BaseSettings):
         default_factory=list
     )
 
-    # Live tail (docs/tail.md): open tails per process, the logs each may hold for a slow
-    # client, the comment that keeps proxies from closing an idle one, the embedded poll.
+    # Live tail (docs/tail.md): open tails per process, the newest logs a process keeps for
+    # tails that fall behind, the comment that keeps an idle one open, the embedded poll.
     max_tails: PositiveInt = 64
     tail_buffer: PositiveInt = 1000
     tail_heartbeat: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(seconds=15)

@@ -65,7 +65,8 @@ class TailEvent:
 
 @dataclass(frozen=True, slots=True)
 class Dropped:
-    """`count` logs that matched were skipped here: the client fell behind its buffer."""
+    """`count` logs were skipped here: logs the query matched that went out of the window
+    before the client took them, or (a resume from long ago) logs never looked at."""
 
     count: int
 

@@ -25,8 +25,9 @@ from fleetlog.tail.events import Place, Position, TailEvent, unknown_event_id
 log = logging.getLogger(__name__)
 
 BLOCK_MS = 1000
-# Entries per shard per read, each a request of up to 1,000 logs.
-COUNT = 100
+# Entries per shard per read, each a request of up to 1,000 logs: the tails' window keeps the
+# last read whole, so this bounds it too.
+COUNT = 16
 # A position past every log of an entry: the whole entry was read.
 WHOLE = 2**31
 EVENT_ID = re.compile(r"([0-9]{1,4})-([0-9]{1,20})-([0-9]{1,20})-([0-9]{1,4})")
