@@ -115,6 +115,8 @@ class Subscription:
                 for event in taken:
                     if self.matches(event.fields):
                         yield event
+                # A query that matches little must not keep the loop to itself.
+                await asyncio.sleep(0)
             else:
                 self.wake.clear()
                 try:
