@@ -127,17 +127,15 @@ async def test_heartbeats_keep_an_idle_tail_open_past_the_connection_deadlines(t
     settings = await embedded(
         tmp_path, tail_heartbeat=timedelta(milliseconds=100), head_timeout=quick, body_timeout=quick
     )
-    async with (
-        serving(settings) as running,
-        httpx.AsyncClient(base_url=running.url) as http,
-        tail(http) as events,
-    ):
-        assert sample("fleetlog_open_connections") >= 1
-        started = time.monotonic()
-        while time.monotonic() - started < 4 * quick.total_seconds():
-            assert (await events.next(comments=True, within=1.0)).comment == "ping"
-        await post(http, message="still here")
-        [event] = await events.logs(1)
+    async with serving(settings) as running, httpx.AsyncClient(base_url=running.url) as http:
+        before = sample("fleetlog_open_connections")
+        async with tail(http) as events:
+            assert sample("fleetlog_open_connections") == before + 1
+            started = time.monotonic()
+            while time.monotonic() - started < 4 * quick.total_seconds():
+                assert (await events.next(comments=True, within=1.0)).comment == "ping"
+            await post(http, message="still here")
+            [event] = await events.logs(1)
     assert event.json()["message"] == "still here"
 
 

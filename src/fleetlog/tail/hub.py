@@ -87,6 +87,7 @@ class Subscription:
         self.window = window
         self.heartbeat = heartbeat
         self.replay = replay
+        # The number of the next log it takes from the window.
         self.next = window.end
         self.dropped = 0
         self.wake = asyncio.Event()
@@ -158,7 +159,8 @@ class TailHub:
 
     @property
     def reading(self) -> bool:
-        """Whether the reader runs (while any tail is open, and a read after the last closed)."""
+        """Whether the reader runs: while any tail is open, and to the end of the read in hand
+        when the last one closed."""
         return self._reader is not None and not self._reader.done()
 
     def resume_point(self, event_id: str) -> Position:

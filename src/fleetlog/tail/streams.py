@@ -6,6 +6,9 @@ A log has no store id yet: its event id, and its `id`, is the message id the cli
 `<shard>-<entry id>-<position>`. A resume replays what the streams still hold after that
 event (in the other shards, from the same millisecond on: a log of that millisecond may come
 twice); what the worker stored meanwhile has left the streams and is not replayed.
+
+One XREAD names every shard's stream: on a Redis Cluster, where the shards' hash tags spread
+them over nodes, it would take one XREAD per node.
 """
 
 import logging

@@ -75,9 +75,10 @@ def server_sent(item: TailItem) -> ServerSentEvent:
 async def tail(
     subscription: Annotated[Subscription, Depends(open_subscription)],
 ) -> AsyncIterator[ServerSentEvent]:
-    """New logs as they arrive, filtered by `q`: `event: log` with the log as JSON (`id` is the
-    store's id embedded, the message id in the pipeline), `event: dropped` with
-    `{"dropped": n}` when a slow client's buffer let n logs go, a `: ping` comment when idle.
-    Each event's `id` resumes after it, as `Last-Event-ID` or `last_event_id`."""
+    """New logs as they arrive, filtered by `q` (docs/tail.md): `event: log` with the log as
+    JSON (its `id` is the store's embedded, the message id the client got in the pipeline),
+    `event: dropped` with `{"dropped": n}` when the client fell behind and n logs it wanted
+    went by, a `: ping` comment when idle. An event's `id` resumes after it, sent back as
+    `Last-Event-ID` or `last_event_id`."""
     async for item in subscription.items():
         yield server_sent(item)
