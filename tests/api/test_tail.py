@@ -1,5 +1,8 @@
 """Live tail, embedded: `GET /api/tail` over a real connection, as Server-Sent Events."""
 
+import asyncio
+import json
+import signal
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -15,7 +18,7 @@ from fleetlog.tail.store import PAGE
 from tests.fixtures.app import migrated
 from tests.fixtures.auth import add_key, bearer, secure_settings
 from tests.fixtures.pipeline import sample, wait_for
-from tests.fixtures.process import running_server
+from tests.fixtures.process import FleetlogProcess, Server, running_server
 from tests.fixtures.records import make_batch, make_log
 from tests.fixtures.sse import Served, serving, tail
 
@@ -245,3 +248,43 @@ async def test_a_tail_of_fleetlog_serve_sees_the_commits_of_every_server_process
                     posted.append(await post(fresh, message=f"log {number}"))
             found = await events.logs(20)
     assert [event.id for event in found] == posted
+
+
+async def test_fleetlog_tail_follows_a_real_server_and_again_after_it_was_killed(tmp_path):
+    data_dir = tmp_path / "data"
+    output = tmp_path / "tail.out"
+    server = Server(data_dir)
+    client = FleetlogProcess(
+        ["tail", "level>=error"], env={"FLEETLOG_URL": server.url}, log_path=output
+    )
+    server.start()
+    try:
+        server.wait_ready()
+        client.start()
+        async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as http:
+            await wait_for(lambda: _tailing(http), what="the client's tail", within=10.0)
+            await post(http, log_level="ERROR", message="first")
+            await post(http, log_level="INFO", message="not wanted")
+            await wait_for(lambda: _printed(output, "first"), what="the first log", within=5.0)
+        server.signal(signal.SIGKILL)
+        server.start()  # on the same port: the client reconnects with its last event id
+        server.wait_ready()
+        async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as http:
+            await post(http, log_level="CRITICAL", message="second")
+            await wait_for(lambda: _printed(output, "second"), what="the next log", within=10.0)
+    finally:
+        client.stop()
+        server.stop()
+    messages = [
+        json.loads(line)["message"] for line in output.read_text().splitlines() if line[:1] == "{"
+    ]
+    assert messages == ["first", "second"]
+
+
+async def _tailing(http: httpx.AsyncClient) -> bool:
+    metrics = (await http.get("/metrics")).text
+    return "fleetlog_tails 1.0" in metrics
+
+
+async def _printed(output: Path, message: str) -> bool:
+    return f'"message":"{message}"' in await asyncio.to_thread(output.read_text)
