@@ -136,7 +136,8 @@ TAILS = Gauge(
 )
 TAIL_DROPPED = Counter(
     "fleetlog_tail_dropped_total",
-    "Logs a live tail skipped: its client fell behind by more than its buffer.",
+    "Logs a live tail's query matched that its client never got: it fell behind the window "
+    "of newest logs (FLEETLOG_TAIL_BUFFER).",
 )
 
 
