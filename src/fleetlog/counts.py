@@ -42,7 +42,7 @@ Interval = Literal["1m", "5m", "1h", "1d"]
 WIDTHS: dict[str, int] = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
 MAX_BUCKETS = 10_000
 DEFAULT_WINDOW = timedelta(hours=24)
-LAST_SECOND = int((datetime.max.replace(tzinfo=UTC) - EPOCH).total_seconds())
+LAST_SECOND = (datetime.max.replace(tzinfo=UTC) - EPOCH) // timedelta(seconds=1)
 
 
 class CountBucket(BaseModel):

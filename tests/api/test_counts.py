@@ -87,6 +87,19 @@ class TestCount:
         assert body["buckets"] == [{"start": at(0), "count": 1}]
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"since": "9999-12-31T12:00:00Z", "until": "9999-12-31T23:00:00Z", "interval": "1d"},
+        {"since": "0001-01-01T00:00:00Z", "until": "0001-01-02T00:00:00Z", "interval": "1m"},
+        {"since": "0001-01-01T00:00:00Z", "until": "0001-01-02T00:00:00Z", "q": "pump"},
+    ],
+)
+async def test_the_ends_of_time_are_answered(client, params):
+    await send(client)
+    assert (await counted(client, **params))["buckets"] == []
+
+
 class TestBadCount:
     async def test_too_many_buckets_names_the_interval(self, client):
         answer = await client.get("/api/logs/count", params={"since": "30d", "interval": "1m"})
