@@ -134,8 +134,11 @@ class DeviceOrder:
         same = sort == self.sort and descending is self.descending
         if not same or not isinstance(device_id, str):
             raise self.refused()
-        # A device id sorts by itself; every other sort by an integer (times in µs).
+        # A device id sorts by itself; every other sort by an integer (times in µs) that the
+        # stores' bigint holds.
         if (value is not None) if self.sort == "device" else (type(value) is not int):
+            raise self.refused()
+        if value is not None and not -(2**63) <= value < 2**63:
             raise self.refused()
         if self.sort not in ("last_seen", "silent_for"):
             return value, device_id

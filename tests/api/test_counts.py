@@ -1,5 +1,7 @@
 """GET /api/logs/count and GET /api/devices on the embedded app; /api/stats from the rollups."""
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -200,6 +202,26 @@ class TestDevices:
         answer = await client.get("/api/devices", params=params)
         assert answer.status_code in (400, 422), answer.text
         assert answer.json()["detail"][0]["field"] == field
+
+    @pytest.mark.parametrize(
+        "made_up",
+        [
+            ["total", False, 10**30, "a"],
+            ["total", False, 2**63, "a"],
+            ["total", False, True, "a"],
+            ["last_seen", False, -(10**18), "a"],
+            ["device", False, 1, "a"],
+            ["total", False, 1, 7],
+            ["total", False, 1],
+        ],
+    )
+    async def test_a_made_up_cursor_is_refused(self, client, made_up):
+        await send(client)
+        cursor = base64.urlsafe_b64encode(json.dumps(made_up).encode()).decode()
+        params = {"sort": made_up[0], "cursor": cursor}
+        answer = await client.get("/api/devices", params=params)
+        assert answer.status_code == 400
+        assert answer.json()["detail"][0]["field"] == "cursor"
 
     async def test_a_cursor_of_another_sort_is_refused(self, client):
         await send(client)
