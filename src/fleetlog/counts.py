@@ -83,8 +83,12 @@ def condition_of(plan: Node) -> Condition:
     return condition
 
 
-def restricted(plan: Node, device_prefix: str | None) -> Node:
-    """`plan`, within the devices a reader bound to `device_prefix` may see."""
+def plan_of(q: str | None, device_prefix: str | None) -> Node:
+    """The plan of `q`, within the devices a reader bound to `device_prefix` may see."""
+    # PostgreSQL's text holds no NUL: a device or a value holding one would fail the query.
+    if q is not None and "\x00" in q:
+        raise invalid("q", "nul", "must not hold a NUL character")
+    plan = parse(q)
     return plan if device_prefix is None else conjoin(plan, Device(device_prefix, prefix=True))
 
 
@@ -132,7 +136,7 @@ class DeviceOrder:
         except (ValueError, TypeError, binascii.Error):
             raise self.refused() from None
         same = sort == self.sort and descending is self.descending
-        if not same or not isinstance(device_id, str):
+        if not same or not isinstance(device_id, str) or "\x00" in device_id:
             raise self.refused()
         # A device id sorts by itself; every other sort by an integer (times in µs) that the
         # stores' bigint holds.
@@ -206,7 +210,7 @@ class CountQuery:
         device_prefix: str | None = None,
     ) -> Counted:
         now = self.clock()
-        plan = restricted(parse(q), device_prefix)
+        plan = plan_of(q, device_prefix)
         start, end = time_range(since, until, now=now)
         span = whole_buckets(start or now - DEFAULT_WINDOW, end or now, WIDTHS[interval])
         condition = condition_of(plan)
@@ -232,7 +236,7 @@ class CountQuery:
         device_prefix: str | None = None,
     ) -> DevicesAnswer:
         now = self.clock()
-        plan = restricted(parse(q), device_prefix)
+        plan = plan_of(q, device_prefix)
         if not uses_only(plan, (Device,)):
             raise invalid("q", "devices_only", "the fleet view filters by device only")
         start, _ = time_range(since, None, now=now)

@@ -116,6 +116,7 @@ class TestBadCount:
             ({"group_by": "message"}, "group_by"),
             ({"q": "level:loud"}, "q"),
             ({"q": "(pump"}, "q"),
+            ({"q": "device:cam\x00"}, "q"),
             ({"since": "yesterday"}, "since"),
             ({"since": "1h", "until": "2h"}, "until"),
         ],
@@ -191,6 +192,7 @@ class TestDevices:
         [
             ({"q": "pump"}, "q"),
             ({"q": "level:error"}, "q"),
+            ({"q": "device:cam-\x00*"}, "q"),
             ({"sort": "loudest"}, "sort"),
             ({"limit": 0}, "limit"),
             ({"limit": 1001}, "limit"),
@@ -213,6 +215,7 @@ class TestDevices:
             ["device", False, 1, "a"],
             ["total", False, 1, 7],
             ["total", False, 1],
+            ["device", False, None, "cam\x00"],
         ],
     )
     async def test_a_made_up_cursor_is_refused(self, client, made_up):
