@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fleetlog.auth.principals import Scope
+from tests.fixtures.app import client_of, running_app
 from tests.fixtures.auth import add_key, bearer, secure_settings, serving
+from tests.fixtures.pipeline import running_worker, wait_for
 from tests.fixtures.records import make_log
 
 # Two hours ago, on the hour: every event time these tests send is inside the default window.
@@ -297,3 +299,34 @@ class TestDevicePrefix:
         for path in ("/api/logs/count", "/api/devices"):
             assert (await client.get(path)).status_code == 401
             assert (await client.get(path, headers=headers["writer"])).status_code == 403
+
+
+async def test_the_pipeline_counts_what_the_worker_stored(pipeline):
+    """Redis → worker → PostgreSQL: the worker keeps the rollups, the API reads them."""
+    async with running_app(pipeline) as app, client_of(app) as client, running_worker(pipeline):
+        await send(client)
+
+        async def stored() -> bool:
+            return await app.state.services.queue.backlog() == 0
+
+        await wait_for(stored, what="every log stored")
+        by_level = await counted(client, q="device:cam-*", group_by="level")
+        scanned = await counted(client, q="pump OR valve", group_by="level")
+        assert (
+            by_level["buckets"]
+            == scanned["buckets"]
+            == [
+                {"start": at(0), "key": "ERROR", "count": 1},
+                {"start": at(0), "key": "INFO", "count": 1},
+                {"start": at(0), "key": "WARNING", "count": 1},
+                {"start": at(60), "key": "CRITICAL", "count": 1},
+                {"start": at(60), "key": "ERROR", "count": 1},
+            ]
+        )
+        body = (await client.get("/api/devices", params={"sort": "errors", "order": "desc"})).json()
+        assert [(row["device_id"], row["total"]) for row in body["data"]] == [
+            ("cam-1", 3),
+            ("cam-2", 2),
+            ("door-1", 2),
+        ]
+        assert (await client.get("/api/stats")).json()["total_logs"] == len(LOGS)
