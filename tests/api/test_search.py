@@ -82,6 +82,7 @@ class TestBadParameters:
             ({"q": "pump ("}, "q", "syntax"),
             ({"q": "level:loud"}, "q", "level"),
             ({"q": "colour:red"}, "q", "unknown_field"),
+            ({"q": "device:a\x00b"}, "q", "no_nul"),
             ({"since": "yesterday"}, "since", "time_format"),
             ({"since": "1h", "until": "2h"}, "until", "after_since"),
             ({"cursor": "bm90IGEgY3Vyc29y"}, "cursor", "cursor_invalid"),
@@ -171,6 +172,9 @@ async def test_a_key_bound_to_a_device_prefix_reads_only_its_devices(tmp_path):
         assert refused.status_code == 403
         assert refused.json()["detail"][0]["rule"] == "device_prefix"
         assert (await http.get("/api/logs/cam-1", headers=bearer(reader))).status_code == 200
+        stats = await http.get("/api/stats", headers=bearer(reader))
+        assert stats.status_code == 403
+        assert stats.json()["detail"][0]["rule"] == "device_prefix"
 
 
 async def test_logs_stored_by_the_worker_are_found_on_postgresql(pipeline):

@@ -84,7 +84,7 @@ class TestKeys:
         [
             KeyRequest("", Scope.READ),
             KeyRequest("has space", Scope.READ),
-            KeyRequest("reader", Scope.READ, device_prefix="cam-"),
+            KeyRequest("admin", Scope.ADMIN, device_prefix="cam-"),
             KeyRequest("cams", Scope.INGEST, device_prefix="c" * 51),
             KeyRequest("cams", Scope.INGEST, rate=0.0001),
             KeyRequest("cams", Scope.INGEST, rate=5.0, burst=0),

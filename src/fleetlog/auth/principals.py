@@ -67,6 +67,15 @@ class Principal:
                     detail=[{"index": index, "rule": "device_prefix", "prefix": prefix}],
                 )
 
+    def check_fleet_read(self) -> None:
+        """Refuse fleet-wide figures to an identity bound to a device prefix."""
+        if self.device_prefix is not None:
+            raise Forbidden(
+                "this key may only read devices whose id starts with "
+                f"{self.device_prefix!r}: count them with /api/logs/count",
+                detail=[{"rule": "device_prefix", "prefix": self.device_prefix}],
+            )
+
     def check_device_read(self, device_id: str) -> None:
         """Refuse reading a device outside this identity's device prefix, if it has one."""
         prefix = self.device_prefix

@@ -196,6 +196,10 @@ def parse(q: str | None) -> Node:
         return Everything()
     if len(q) > MAX_QUERY:
         invalid(f"longer than {MAX_QUERY} characters", rule="max_length")
+    if "\x00" in q:
+        invalid(
+            "holds a NUL character, which no log holds", rule="no_nul", position=q.index("\x00") + 1
+        )
     try:
         tree = _parser.parse(q)
         plan = ToPlan().transform(tree)

@@ -66,6 +66,8 @@ async def iterate(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
 
 
 @router.get("/api/stats", response_model=Stats)
-async def stats(query: QueryDep) -> Stats:
-    """Total logs, logs by level, recently active devices; cached for `max_age_s` seconds."""
+async def stats(query: QueryDep, reader: Reader) -> Stats:
+    """Total logs, logs by level, recently active devices; cached for `max_age_s` seconds.
+    Fleet-wide: a key bound to a device prefix counts its devices with /api/logs/count."""
+    reader.check_fleet_read()
     return await query.stats()
