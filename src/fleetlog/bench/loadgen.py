@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection as Pipe
 from multiprocessing.connection import wait
 from multiprocessing.synchronize import Event
-from typing import Any
+from typing import Any, Protocol
 
 import uvloop
 
 from fleetlog.bench.http import Connection, frame_request
-from fleetlog.bench.workload import Workload
 
 # Logs answered so far, one slot per load process, shared with the parent's progress bar.
 Counters = ctypes.Array[Any]
@@ -44,13 +43,33 @@ class LoadError(Exception):
     """The load could not be generated (server unreachable, a load process failed)."""
 
 
+class Bodies(Protocol):
+    """What a load sends: numbered request bodies (a `Workload`, or the query bench's corpus).
+    Load processes get a pickled copy, so a body must depend only on its number."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def gzip(self) -> bool: ...
+
+    @property
+    def batch(self) -> int: ...
+
+    def log_range(self, request: int) -> range: ...
+
+    def body(self, request: int) -> bytes: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class LoadPlan:
-    """How to load the server; `requests` None means until `duration` seconds have passed."""
+    """How to load the server; `requests` None means until `duration` seconds have passed.
+    Known requests are framed before the clock starts, unless `preframe` is off (a load too
+    big to hold in memory)."""
 
     host: str
     port: int
-    workload: Workload
+    workload: Bodies
     connections: int
     processes: int
     requests: int | None
@@ -58,6 +77,7 @@ class LoadPlan:
     rate: float | None
     headers: tuple[tuple[str, str], ...] = ()
     timeout: float = 60.0
+    preframe: bool = True
 
 
 @dataclass(kw_only=True)
@@ -93,7 +113,8 @@ class ShardRequests:
             self.headers.append(("Content-Encoding", "gzip"))
         total = plan.requests
         self.limit = None if total is None else len(range(shard, total, plan.processes))
-        self.framed = [self.frame(k) for k in range(self.limit or 0)]
+        framed = (self.limit or 0) if plan.preframe else 0
+        self.framed = [self.frame(k) for k in range(framed)]
 
     def number(self, k: int) -> int:
         """The run-wide number of this process's k-th request."""

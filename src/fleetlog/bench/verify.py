@@ -30,6 +30,8 @@ class StoredLogs(Protocol):
 
     async def tally(self, devices: Sequence[str]) -> Tally: ...
 
+    async def analyze(self) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -56,6 +58,9 @@ class SqliteLogs:
 
     def fetch(self, query: str, devices: Sequence[str]) -> list[tuple[Any, ...]]:
         return self.db.execute(query, tuple(devices)).fetchall()
+
+    async def analyze(self) -> None:
+        """Nothing: the file is open read-only here; the server keeps its own statistics."""
 
     async def close(self) -> None:
         self.db.close()
@@ -87,6 +92,10 @@ class PostgresLogs:
         rows = await self.connection.fetch(query, list(devices))
         return [(row[0], row[1], row[2]) for row in rows]
 
+    async def analyze(self) -> None:
+        """Fresh planner statistics, as autovacuum would gather them some time after a load."""
+        await self.connection.execute("ANALYZE logs")
+
     async def close(self) -> None:
         await self.connection.close()
 
@@ -103,7 +112,12 @@ class Delivery:
 
 
 async def wait_for_rows(
-    store: StoredLogs, devices: Sequence[str], expected: int, *, settle_s: float
+    store: StoredLogs,
+    devices: Sequence[str],
+    expected: int,
+    *,
+    settle_s: float,
+    poll_s: float = POLL_INTERVAL_S,
 ) -> tuple[int, float]:
     """Poll until `expected` rows are there or `settle_s` pass; (rows, when they last grew)."""
     deadline = time.monotonic() + settle_s
@@ -115,7 +129,7 @@ async def wait_for_rows(
             rows, grew_at = count, now
         if rows >= expected or now > deadline:
             return rows, grew_at
-        await asyncio.sleep(POLL_INTERVAL_S)
+        await asyncio.sleep(poll_s)
 
 
 def audit(workload: Workload, acked: Iterable[range], tally: Tally) -> tuple[int, int, int]:

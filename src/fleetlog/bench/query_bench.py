@@ -1,0 +1,211 @@
+"""`fleetlog bench --workload query`: seed a fleet's week, time the query mix, probe visibility.
+
+1. Seed `logs` logs of the corpus (`corpus.py`) through the bulk ingest path (`seeding.py`),
+   with the spawned server accepting event times up to `MAX_EVENT_AGE_S` old, and wait until
+   the store holds all of them; ANALYZE on PostgreSQL.
+2. Time the query mix (`queries.py`): each query `runs` times after a warm-up, one at a time.
+3. With ingest running at `ingest_rate` logs/s (the load generator's open loop, in its own
+   process), measure how soon accepted logs are found by search (`visibility.py`).
+"""
+
+import asyncio
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fleetlog.bench.corpus import Corpus
+from fleetlog.bench.loadgen import LoadPlan, LoadResult, run_load
+from fleetlog.bench.queries import QUERY_NAMES, QueryMix, time_mix
+from fleetlog.bench.runner import (
+    BenchOptions,
+    api_key_headers,
+    http_address,
+    load_with_progress,
+    open_target,
+)
+from fleetlog.bench.seeding import api_total, seed_plan, seeding_summary, wait_stored
+from fleetlog.bench.spawn import Target
+from fleetlog.bench.visibility import ProbePlan, probe_visibility
+
+# A week of history and the minutes seeding takes: the spawned server's event window.
+MAX_EVENT_AGE_S = 8 * 86_400
+LIVE_BATCH = 100
+LEAD_IN_S = 3.0
+QUERY_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueryOptions:
+    """The query workload's own knobs; where and how to seed come from `BenchOptions`."""
+
+    logs: int = 100_000
+    runs: int = 50
+    warmup: int = 5
+    markers: int = 200
+    ingest_rate: float = 10_000.0
+    seed: int = 1
+    connections: int = 8
+
+
+async def store_mode(client: httpx.AsyncClient) -> str:
+    """What the server stores logs in, as its /health says."""
+    mode = (await client.get("/health")).json().get("mode")
+    return {"embedded": "sqlite", "redis-postgres": "postgresql"}.get(mode, str(mode))
+
+
+def progress_bar(console: Console) -> Progress:
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    return Progress(*columns, console=console, transient=True)
+
+
+def live_plan(plan: LoadPlan, probe: ProbePlan, query: QueryOptions, run: str) -> LoadPlan:
+    """The steady ingest beside the probe: `ingest_rate` logs/s in 100-log requests."""
+    duration = LEAD_IN_S + probe.duration_s
+    live = Corpus(
+        seed=query.seed,
+        logs=int(query.ingest_rate * duration) + LIVE_BATCH * 10,
+        anchor=0.0,
+        batch=LIVE_BATCH,
+        live=True,
+    )
+    return LoadPlan(
+        host=plan.host,
+        port=plan.port,
+        workload=live,
+        connections=query.connections,
+        processes=1,
+        requests=None,
+        duration=duration,
+        rate=query.ingest_rate / LIVE_BATCH,
+        headers=plan.headers,
+    )
+
+
+def live_rate(load: LoadResult) -> dict[str, Any]:
+    acked = sum(shard.logs_acked for shard in load.shards)
+    span = max(shard.last_answer for shard in load.shards) - min(
+        shard.first_send for shard in load.shards
+    )
+    refused: dict[str, int] = {}
+    for shard in load.shards:
+        for status, count in shard.statuses.items():
+            if not status.startswith("2"):
+                refused[status] = refused.get(status, 0) + count
+    return {"accepted_logs_per_s": round(acked / max(span, 1e-9), 1), "errors": refused}
+
+
+async def visibility_under_load(
+    client: httpx.AsyncClient, plan: LoadPlan, query: QueryOptions, console: Console
+) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:8]
+    probe = ProbePlan(run=run, markers=query.markers)
+    console.print(
+        f"visibility: {query.markers} markers with ingest at {query.ingest_rate:,.0f} logs/s …"
+    )
+    load = asyncio.create_task(
+        asyncio.to_thread(run_load, live_plan(plan, probe, query, run), lambda logs: None)
+    )
+    await asyncio.sleep(LEAD_IN_S)
+    visibility = await probe_visibility(client, probe)
+    return {**visibility.as_json(), "ingest": live_rate(await load)}
+
+
+async def measure(
+    target: Target, options: BenchOptions, query: QueryOptions, console: Console
+) -> dict[str, Any]:
+    """Everything after the target is up: seed, wait, analyze, queries, visibility."""
+    headers = api_key_headers(options.api_key)
+    corpus = Corpus(seed=query.seed, logs=query.logs, anchor=time.time())
+    plan = seed_plan(
+        corpus,
+        http_address(target.url),
+        connections=query.connections,
+        processes=options.processes,
+        headers=headers,
+    )
+    async with httpx.AsyncClient(
+        base_url=target.url, headers=dict(headers), timeout=QUERY_TIMEOUT_S
+    ) as client:
+        store_kind = await store_mode(client)
+        store = None if target.open_store is None else await target.open_store()
+        try:
+            console.print(f"seeding {corpus.logs:,} logs …")
+            load = await asyncio.to_thread(load_with_progress, plan, console)
+            console.print("waiting for every seeded log to be stored …")
+            stored_at = await wait_stored(corpus, store, client, settle_s=options.settle_timeout)
+            if store is not None:
+                await store.analyze()
+        finally:
+            if store is not None:
+                await store.close()
+        seeding = seeding_summary(corpus, load, stored_at)
+        counted = await api_total(client, corpus)
+        mix = QueryMix(corpus)
+        with progress_bar(console) as bar:
+            total = (query.warmup + query.runs) * len(QUERY_NAMES)
+            task = bar.add_task("queries", total=total)
+            times = await time_mix(
+                client,
+                mix,
+                runs=query.runs,
+                warmup=query.warmup,
+                progress=lambda done: bar.update(task, completed=done),
+            )
+        visibility = await visibility_under_load(client, plan, query, console)
+    return {
+        "workload": {"name": "query", **asdict(query)},
+        "target": target.description,
+        "store": store_kind,
+        "logs": corpus.logs,
+        "seeded_by": "ingest",
+        "seeding": seeding.as_json(),
+        "counted_by_api": counted,
+        "rare_word_24h_expected": corpus.rare_in_window(86_400.0),
+        "queries": {name: times[name].as_json() for name in QUERY_NAMES},
+        "visibility_p99_ms": visibility["p99_ms"],
+        "visibility": visibility,
+    }
+
+
+def run_query_bench(options: BenchOptions, query: QueryOptions, console: Console) -> dict[str, Any]:
+    """The query workload against `--url` or a spawned stack; the summary as JSON-ready data."""
+    settings = {"max_event_age": str(MAX_EVENT_AGE_S)}
+    with open_target(options, settings) as target:
+        console.print(f"[bold]fleetlog bench[/] query workload → {target.description}")
+        return asyncio.run(measure(target, options, query, console))
+
+
+def render_query(summary: dict[str, Any], console: Console) -> None:
+    seeding = summary["seeding"]
+    console.print(
+        f"[bold]fleetlog bench: query workload[/] against {summary['target']}\n"
+        f"{summary['logs']:,} logs seeded by {summary['seeded_by']} into {summary['store']} in "
+        f"{seeding['seconds']:,.1f} s: {seeding['accepted_logs_per_s']:,.0f} logs/s accepted, "
+        f"{seeding['stored_logs_per_s']:,.0f} logs/s stored; /api/logs/count counts "
+        f"{summary['counted_by_api']:,}"
+    )
+    table = Table(title="queries (ms)")
+    for column in ("query", "P50", "P95", "P99", "rows", "errors"):
+        table.add_column(column, justify="left" if column == "query" else "right")
+    for name, stats in summary["queries"].items():
+        errors = ", ".join(f"{status}: {n}" for status, n in stats["errors"].items()) or "-"
+        cells = (stats["p50_ms"], stats["p95_ms"], stats["p99_ms"])
+        table.add_row(name, *(f"{value:.1f}" for value in cells), str(stats["rows"]), errors)
+    console.print(table)
+    visibility = summary["visibility"]
+    console.print(
+        f"visibility P99: {visibility['p99_ms']} ms (P50 {visibility['p50_ms']} ms; "
+        f"{visibility['not_found']} of {visibility['markers']} markers never found) with ingest "
+        f"at {visibility['ingest']['accepted_logs_per_s']:,.0f} logs/s"
+    )

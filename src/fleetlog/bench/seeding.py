@@ -1,0 +1,131 @@
+"""Seeding the query workload's corpus through the bulk ingest path, until all of it is found.
+
+The corpus goes to `POST /api/logs/batch` in gzipped 1,000-log requests over a few keep-alive
+connections (the load generator's, framing each body when it is due, as 10 million logs do
+not fit in memory framed). Seeding is done when the store holds every log: counted in the
+store itself when the bench knows where it is, else through `/api/logs/count`. Then
+PostgreSQL's planner statistics are refreshed, as autovacuum would some time after a load.
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from fleetlog.bench.corpus import SPAN_S, Corpus
+from fleetlog.bench.loadgen import LoadPlan, LoadResult
+from fleetlog.bench.verify import StoredLogs, wait_for_rows
+
+POLL_S = 1.0
+REQUEST_TIMEOUT_S = 120.0
+
+
+class SeedingError(Exception):
+    """The corpus could not be seeded whole."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Seeding:
+    logs: int
+    accepted_logs_per_s: float
+    stored_logs_per_s: float
+    seconds: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "accepted_logs_per_s": self.accepted_logs_per_s,
+            "stored_logs_per_s": self.stored_logs_per_s,
+            "seconds": self.seconds,
+        }
+
+
+def seed_plan(
+    corpus: Corpus,
+    address: tuple[str, int],
+    *,
+    connections: int,
+    processes: int,
+    headers: tuple[tuple[str, str], ...],
+) -> LoadPlan:
+    host, port = address
+    return LoadPlan(
+        host=host,
+        port=port,
+        workload=corpus,
+        connections=connections,
+        processes=min(processes, connections),
+        requests=corpus.requests,
+        duration=None,
+        rate=None,
+        headers=headers,
+        timeout=REQUEST_TIMEOUT_S,
+        preframe=False,
+    )
+
+
+def check_accepted(load: LoadResult) -> tuple[int, float, float]:
+    """(logs accepted, first send, last answer) of a seeding that got a 2xx for every request."""
+    refused = {
+        status: count
+        for shard in load.shards
+        for status, count in shard.statuses.items()
+        if not status.startswith("2")
+    }
+    if refused:
+        raise SeedingError(f"seeding requests were refused: {refused}")
+    first = min(shard.first_send for shard in load.shards)
+    last = max(shard.last_answer for shard in load.shards)
+    return sum(shard.logs_acked for shard in load.shards), first, last
+
+
+async def api_total(client: httpx.AsyncClient, corpus: Corpus) -> int | None:
+    """Logs of the corpus's week (and anything after it) as `/api/logs/count` counts them;
+    None when the server answers no count."""
+    since = int(corpus.anchor - SPAN_S - 60)
+    answer = await client.get("/api/logs/count", params={"since": str(since), "interval": "1d"})
+    buckets = answer.json().get("buckets") if answer.status_code == 200 else None
+    if not isinstance(buckets, list):
+        return None
+    return sum(int(bucket["count"]) for bucket in buckets)
+
+
+async def wait_counted(corpus: Corpus, client: httpx.AsyncClient, *, settle_s: float) -> int:
+    """Poll `/api/logs/count` until it counts the whole corpus or `settle_s` pass."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        rows = await api_total(client, corpus)
+        if rows is None:
+            raise SeedingError(
+                "the server answers no /api/logs/count: give --data-dir or --database-url"
+            )
+        if rows >= corpus.logs or time.monotonic() > deadline:
+            return rows
+        await asyncio.sleep(POLL_S)
+
+
+async def wait_stored(
+    corpus: Corpus, store: StoredLogs | None, client: httpx.AsyncClient, *, settle_s: float
+) -> float:
+    """When the last of the corpus's logs was first seen stored; raises past `settle_s`."""
+    if store is None:
+        rows = await wait_counted(corpus, client, settle_s=settle_s)
+        stored_at = time.monotonic()
+    else:
+        rows, stored_at = await wait_for_rows(
+            store, corpus.devices, corpus.logs, settle_s=settle_s, poll_s=POLL_S
+        )
+    if rows < corpus.logs:
+        raise SeedingError(f"{rows:,} of {corpus.logs:,} seeded logs stored after {settle_s} s")
+    return stored_at
+
+
+def seeding_summary(corpus: Corpus, load: LoadResult, stored_at: float) -> Seeding:
+    accepted, first, last = check_accepted(load)
+    return Seeding(
+        logs=corpus.logs,
+        accepted_logs_per_s=round(accepted / max(last - first, 1e-9), 1),
+        stored_logs_per_s=round(accepted / max(stored_at - first, 1e-9), 1),
+        seconds=round(stored_at - first, 2),
+    )
