@@ -100,12 +100,12 @@ def test_keys_create_refuses_a_bad_request(tmp_path):
         "--name",
         "r",
         "--scope",
-        "read",
+        "admin",
         "--device-prefix",
         "cam-",
     )
     assert made.exit_code == 1
-    assert "a device prefix is for ingest keys" in made.output
+    assert "a device prefix is for ingest and read keys" in made.output
     assert made.stdout == ""
 
 

@@ -63,7 +63,7 @@ def create_key(
     name: Annotated[str, typer.Option(help="A unique name, e.g. the device group")],
     scope: Annotated[Scope, typer.Option(help="What the key may do")],
     device_prefix: Annotated[
-        str | None, typer.Option(help="Ingest keys: only devices whose id starts with this")
+        str | None, typer.Option(help="Ingest and read keys: only devices starting so")
     ] = None,
     rate: Annotated[float | None, typer.Option(help="Requests per second (with --burst)")] = None,
     burst: Annotated[

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     query_cache_ttl: Duration = timedelta(minutes=5)
     # Reads (docs/security.md): one answer's bytes, then a cursor; what the query cache keeps.
     max_response_bytes: Annotated[int, Field(ge=64 * 1024)] = 8 * 1024 * 1024
+    # A search, a count or a fleet view that runs longer is cancelled in the database.
+    query_timeout: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(seconds=10)
     query_cache_max_answer_bytes: PositiveInt = 1024 * 1024
     query_cache_max_bytes: PositiveInt = 64 * 1024 * 1024
     cache_redis_url: str | None = None

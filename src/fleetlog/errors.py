@@ -58,6 +58,12 @@ class InvalidParameter(FleetlogError):
     code = "invalid_parameter"
 
 
+class QueryTimeout(InvalidParameter):
+    """A search ran past the query timeout and was cancelled in the database."""
+
+    code = "query_timeout"
+
+
 class MalformedRequest(FleetlogError):
     """Not HTTP/1.1 that the server can parse; answered, where it can be, before closing."""
 

@@ -27,7 +27,12 @@ from fleetlog.cache import QueryCache
 from fleetlog.errors import InvalidParameter
 from fleetlog.event_time import FIRST, LAST
 from fleetlog.records import EPOCH, MICROSECOND, Stats, epoch_us
-from fleetlog.store.logs import LogStore, Position, StoredLog
+from fleetlog.search.grammar import parse
+from fleetlog.search.plan import Device, conjoin
+from fleetlog.search.sql import where
+from fleetlog.search.times import time_range
+from fleetlog.store.logs import LogStore, Position, Selection, StoredLog, of_device
+from fleetlog.store.tables import logs
 
 CACHED_LIMITS = (10, 100, 250, 500, 1000)
 # What the answer holds besides its logs: {"total":…,"source":…,"data":[…],"next_cursor":…}.
@@ -45,39 +50,40 @@ def cached_limit(limit: int) -> int:
 
 
 class Cursors:
-    """Writes and reads `next_cursor`: where a page of one device's logs ended, with a digest
-    keyed by the server's secret. A cursor says nothing secret; the digest refuses edited ones,
-    those of another device's logs, and made-up ones."""
+    """Writes and reads `next_cursor`: where a page ended, with a digest keyed by the server's
+    secret over the page's `context` (the device, or the search and its parameters). A cursor
+    says nothing secret; the digest refuses edited ones, those of another device or search,
+    and made-up ones."""
 
     def __init__(self, secret: str) -> None:
         self.key = hashlib.blake2b(secret.encode(), person=CURSOR_PERSON).digest()
 
-    def sign(self, device_id: str, raw: bytes) -> str:
+    def sign(self, context: str, raw: bytes) -> str:
         """`raw` (`<µs since the epoch>.<log id>`) and its digest, as a cursor."""
-        token = base64.urlsafe_b64encode(raw + self._digest(device_id, raw))
+        token = base64.urlsafe_b64encode(raw + self._digest(context, raw))
         return token.rstrip(b"=").decode()
 
-    def encode(self, device_id: str, position: Position) -> str:
-        return self.sign(device_id, b"%d.%d" % (epoch_us(position.created_at), position.id))
+    def encode(self, context: str, position: Position) -> str:
+        return self.sign(context, b"%d.%d" % (epoch_us(position.created_at), position.id))
 
-    def decode(self, device_id: str, cursor: str) -> Position:
-        """The position `encode` wrote for this device; a 400 naming `cursor` otherwise."""
+    def decode(self, context: str, cursor: str) -> Position:
+        """The position `encode` wrote for this context; a 400 naming `cursor` otherwise."""
         try:
-            return self._position(device_id, cursor)
+            return self._position(context, cursor)
         except (ValueError, binascii.Error):
             problem = {
                 "field": "cursor",
                 "rule": "cursor_invalid",
-                "message": "must be a next_cursor this device's logs answered with",
+                "message": "must be a next_cursor that this same query answered with",
             }
             raise InvalidParameter(
-                "the cursor is not one of this device's", detail=[problem]
+                "the cursor is not one of this query's", detail=[problem]
             ) from None
 
-    def _position(self, device_id: str, cursor: str) -> Position:
+    def _position(self, context: str, cursor: str) -> Position:
         token = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         raw, digest = token[:-CURSOR_DIGEST], token[-CURSOR_DIGEST:]
-        if not hmac.compare_digest(digest, self._digest(device_id, raw)):
+        if not hmac.compare_digest(digest, self._digest(context, raw)):
             raise ValueError("digest")
         form = CURSOR_FORM.fullmatch(raw)
         if form is None:
@@ -88,8 +94,8 @@ class Cursors:
             raise ValueError("range")
         return Position(EPOCH + created_us * MICROSECOND, log_id)
 
-    def _digest(self, device_id: str, raw: bytes) -> bytes:
-        message = device_id.encode() + b"\x00" + raw
+    def _digest(self, context: str, raw: bytes) -> bytes:
+        message = context.encode() + b"\x00" + raw
         return hashlib.blake2b(message, key=self.key, digest_size=CURSOR_DIGEST).digest()
 
 
@@ -111,14 +117,16 @@ def render_log(log: StoredLog) -> bytes:
 
 @dataclass(slots=True)
 class Page:
-    """Rendered logs of one device, newest first; `more` when older ones may follow."""
+    """Rendered logs of one device (newest first) or of a search (in its order); `more` when
+    others may follow. A search's page answers `{data, next_cursor, took_ms}`."""
 
-    device_id: str
+    context: str
     cursors: Cursors
     rows: list[bytes] = field(default_factory=list)
     positions: list[Position] = field(default_factory=list)
     more: bool = False
     source: str = "database"
+    took_ms: int | None = None
 
     @property
     def size(self) -> int:
@@ -127,14 +135,17 @@ class Page:
     def first(self, limit: int, *, source: str) -> "Page":
         more = self.more or len(self.rows) > limit
         rows, positions = self.rows[:limit], self.positions[:limit]
-        return Page(self.device_id, self.cursors, rows, positions, more, source)
+        return Page(self.context, self.cursors, rows, positions, more, source)
 
     def envelope(self) -> tuple[bytes, bytes]:
         """What comes before the rows of the answer, and after them."""
-        head = b'{"total":%d,"source":"%b","data":[' % (len(self.rows), self.source.encode())
+        if self.took_ms is None:
+            head = b'{"total":%d,"source":"%b","data":[' % (len(self.rows), self.source.encode())
+        else:
+            head = b'{"took_ms":%d,"data":[' % self.took_ms
         tail = b"]"
         if self.more and self.positions:
-            cursor = self.cursors.encode(self.device_id, self.positions[-1])
+            cursor = self.cursors.encode(self.context, self.positions[-1])
             tail += b',"next_cursor":"%b"' % cursor.encode()
         return head, tail + b"}"
 
@@ -176,16 +187,32 @@ class Page:
         return orjson.dumps([self.more, index]) + b"\n" + b"".join(self.rows)
 
     @classmethod
-    def decoded(cls, device_id: str, cursors: Cursors, data: bytes) -> "Page":
+    def decoded(cls, context: str, cursors: Cursors, data: bytes) -> "Page":
         header, _, rows = data.partition(b"\n")
         more, index = orjson.loads(header)
-        page = cls(device_id, cursors, more=more)
+        page = cls(context, cursors, more=more)
         start = 0
         for length, created_us, log_id in index:
             page.rows.append(rows[start : start + length])
             page.positions.append(Position(EPOCH + created_us * MICROSECOND, log_id))
             start += length
         return page
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """A search as asked: the query text, the time range as written, the order. Its cursors
+    belong to exactly these (a relative `since` moves on from page to page, as it should)."""
+
+    q: str | None
+    since: str | None = None
+    until: str | None = None
+    ascending: bool = False
+
+    @property
+    def context(self) -> str:
+        order = "asc" if self.ascending else "desc"
+        return "\x00".join(("search", self.q or "", self.since or "", self.until or "", order))
 
 
 class LogQuery:
@@ -196,9 +223,11 @@ class LogQuery:
         cursors: Cursors,
         stats_ttl: timedelta,
         max_response_bytes: int,
+        query_timeout: timedelta,
         cache: QueryCache | None = None,
     ) -> None:
         self.store = store
+        self.query_timeout = query_timeout.total_seconds()
         self.cursors = cursors
         self.stats_ttl = stats_ttl
         self.max_response_bytes = max_response_bytes
@@ -209,34 +238,62 @@ class LogQuery:
 
     async def latest(self, device_id: str, *, limit: int, cursor: str | None = None) -> Page:
         if cursor is not None:
-            before = self.cursors.decode(device_id, cursor)
-            return await self._read(device_id, limit=limit, before=before)
+            after = self.cursors.decode(device_id, cursor)
+            return await self._read(device_id, of_device(device_id), limit=limit, after=after)
         if self.cache is None:
-            return await self._read(device_id, limit=limit)
+            return await self._read(device_id, of_device(device_id), limit=limit)
         cached = cached_limit(limit)
         tag, answer = await self.cache.device_logs(device_id, cached)
         if answer is not None:
             return Page.decoded(device_id, self.cursors, answer).first(limit, source="cache")
         # A cached answer lives until the device's next commit: it must come from the primary,
         # or a lagging replica's answer would hide stored logs for the whole TTL.
-        page = await self._read(device_id, limit=cached, replicas=False)
+        page = await self._read(device_id, of_device(device_id), limit=cached, replicas=False)
         if self.cache.keeps(page.size):
             await self.cache.keep_device_logs(device_id, cached, tag=tag, answer=page.encoded())
         return page.first(limit, source="database")
 
+    async def search(
+        self, search: Search, *, limit: int, cursor: str | None, device_prefix: str | None
+    ) -> Page:
+        """The logs `search` finds, `limit` at most, after `cursor`; only devices starting
+        with `device_prefix` when the reader is bound to one."""
+        started = time.perf_counter()
+        plan = parse(search.q)
+        if device_prefix is not None:
+            plan = conjoin(plan, Device(device_prefix, prefix=True))
+        since, until = time_range(search.since, search.until)
+        after = None if cursor is None else self.cursors.decode(search.context, cursor)
+        selection = Selection(
+            lambda dialect: where(plan, dialect=dialect, table=logs),
+            since=since,
+            until=until,
+            ascending=search.ascending,
+            timeout=self.query_timeout,
+        )
+        page = await self._read(search.context, selection, limit=limit, after=after)
+        page.took_ms = round((time.perf_counter() - started) * 1000)
+        return page
+
     async def _read(
-        self, device_id: str, *, limit: int, before: Position | None = None, replicas: bool = True
+        self,
+        context: str,
+        selection: Selection,
+        *,
+        limit: int,
+        after: Position | None = None,
+        replicas: bool = True,
     ) -> Page:
         """Render the store's logs until `limit`, or until the next would pass the bound."""
         budget = self.max_response_bytes - ENVELOPE_BYTES
-        newest = await self.store.latest(
-            device_id, limit=limit, before=before, max_bytes=budget, replicas=replicas
+        found = await self.store.page(
+            selection, limit=limit, after=after, max_bytes=budget, replicas=replicas
         )
-        page = Page(device_id, self.cursors, more=newest.more)
+        page = Page(context, self.cursors, more=found.more)
         spent = 0
         # Each stored row is let go of once rendered: never all of them twice over.
-        logs = newest.logs[::-1]
-        del newest
+        logs = found.logs[::-1]
+        del found
         while logs:
             log = logs.pop()
             if page.rows and spent + len(log.log_data) + len(log.message) > budget:

@@ -315,6 +315,15 @@ class LogsPage(BaseModel):
     )
 
 
+class FoundLogs(BaseModel):
+    data: list[LogOut]
+    next_cursor: str | None = Field(
+        default=None,
+        description="Where the next page begins (pass it as `cursor`); absent on the last page.",
+    )
+    took_ms: int = Field(description="How long the search took in the server")
+
+
 class Stats(BaseModel):
     total_logs: int
     logs_by_level: dict[str, int]

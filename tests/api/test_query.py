@@ -211,6 +211,6 @@ class TestCursorRefused:
             {
                 "field": "cursor",
                 "rule": "cursor_invalid",
-                "message": "must be a next_cursor this device's logs answered with",
+                "message": "must be a next_cursor that this same query answered with",
             }
         ]

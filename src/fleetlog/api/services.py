@@ -102,6 +102,7 @@ async def open_services(settings: Settings, *, secret: str) -> AsyncIterator[Ser
                 cursors=Cursors(secret),
                 stats_ttl=settings.stats_cache_ttl,
                 max_response_bytes=settings.max_response_bytes,
+                query_timeout=settings.query_timeout,
                 cache=cache,
             ),
         )

@@ -64,8 +64,9 @@ class KeyRequest:
     def check(self) -> None:
         check_name(self.name)
         if self.device_prefix is not None:
-            if self.scope is not Scope.INGEST:
-                raise invalid("device_prefix", "scope", "a device prefix is for ingest keys")
+            if self.scope is Scope.ADMIN:
+                message = "a device prefix is for ingest and read keys"
+                raise invalid("device_prefix", "scope", message)
             if not 1 <= len(self.device_prefix) <= MAX_DEVICE_ID or "\x00" in self.device_prefix:
                 message = f"a device prefix is 1..{MAX_DEVICE_ID} characters"
                 raise invalid("device_prefix", "length", message)

@@ -67,5 +67,14 @@ class Principal:
                     detail=[{"index": index, "rule": "device_prefix", "prefix": prefix}],
                 )
 
+    def check_device_read(self, device_id: str) -> None:
+        """Refuse reading a device outside this identity's device prefix, if it has one."""
+        prefix = self.device_prefix
+        if prefix is not None and not device_id.startswith(prefix):
+            raise Forbidden(
+                f"this key may only read devices whose id starts with {prefix!r}",
+                detail=[{"field": "device_id", "rule": "device_prefix", "prefix": prefix}],
+            )
+
 
 OPEN = Principal(kind="open", id=0, name="anyone", grants=frozenset(Scope))

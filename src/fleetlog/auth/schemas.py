@@ -53,7 +53,7 @@ class KeyIn(BaseModel):
     # Stated in the schema too, so generated clients and property tests know the rule.
     model_config = ConfigDict(
         json_schema_extra={
-            "if": {"properties": {"scope": {"not": {"const": Scope.INGEST.value}}}},
+            "if": {"properties": {"scope": {"const": Scope.ADMIN.value}}},
             "then": {"properties": {"device_prefix": {"type": "null"}}},
         }
     )
@@ -63,7 +63,8 @@ class KeyIn(BaseModel):
     device_prefix: (
         Annotated[str, Field(min_length=1, max_length=MAX_DEVICE_ID, pattern=r"^[^\x00]+$")] | None
     ) = Field(
-        default=None, description="Ingest keys only: the device ids this key may write start so"
+        default=None,
+        description="Ingest and read keys: the device ids this key may write or read start so",
     )
     rate: Annotated[float, Field(ge=MIN_RATE, le=MAX_RATE)] | None = Field(
         default=None, description="Requests per second; alone, burst is one second's worth"

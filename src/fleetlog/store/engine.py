@@ -1,6 +1,9 @@
 """Engines for the log store: SQLite tuned for durable group commits, or PostgreSQL."""
 
 import logging
+import math
+import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,6 +12,7 @@ import orjson
 from sqlalchemy import event
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import await_
 
 from fleetlog.config import Settings
 from fleetlog.errors import StoreUnavailable
@@ -17,6 +21,33 @@ log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 RETRY_AFTER_S = 1.0
+# SQLite calls the progress handler every this many virtual machine steps (well under 1 ms).
+PROGRESS_STEPS = 10_000
+REGEX_CACHE = 64
+
+
+class Deadline:
+    """When the statement running on one SQLite connection must give up (SQLite has no
+    statement timeout): its progress handler interrupts the statement past `at`."""
+
+    def __init__(self) -> None:
+        self.at = math.inf
+
+    def passed(self) -> bool:
+        return time.monotonic() > self.at
+
+
+_patterns: dict[str, re.Pattern[str]] = {}
+
+
+def regexp(pattern: str, value: str | None) -> bool:
+    """SQLite's REGEXP: Python's `re.search`, with the patterns compiled once."""
+    compiled = _patterns.get(pattern)
+    if compiled is None:
+        if len(_patterns) >= REGEX_CACHE:
+            _patterns.clear()
+        compiled = _patterns[pattern] = re.compile(pattern)
+    return value is not None and compiled.search(value) is not None
 
 
 def dumps_json(value: Any) -> str:
@@ -37,7 +68,10 @@ def create_store_engine(settings: Settings) -> AsyncEngine:
     synchronous = settings.sqlite_synchronous
 
     @event.listens_for(engine.sync_engine, "connect")
-    def tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    def tune_sqlite(dbapi_connection: Any, record: Any) -> None:
+        deadline = record.info["deadline"] = Deadline()
+        await_(record.driver_connection.set_progress_handler(deadline.passed, PROGRESS_STEPS))
+        dbapi_connection.create_function("regexp", 2, regexp, deterministic=True)
         cursor = dbapi_connection.cursor()
         # WAL lets readers run beside the single writer; FULL fsyncs every commit, so an
         # acknowledged log survives a power cut, not only a crash of the process.

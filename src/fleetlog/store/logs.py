@@ -1,6 +1,10 @@
 """LogStore: insert batches of records, read them back newest first, count them."""
 
-from collections.abc import Awaitable, Callable, Sequence
+import math
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -20,6 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from fleetlog.errors import QueryTimeout
+from fleetlog.store.engine import Deadline
 from fleetlog.store.replicas import ReadEngines
 from fleetlog.store.tables import logs
 
@@ -28,6 +34,7 @@ FIRST_CHUNK = 16
 CHUNK_GROWTH = 8
 # A row's size as answered, beyond its message, log_data and device id: field names, times.
 ROW_OVERHEAD_BYTES = 160
+QUERY_CANCELED = "57014"
 
 ChunkRead = Callable[[AsyncConnection], Awaitable[Sequence[Any]]]
 
@@ -64,7 +71,7 @@ class StoredLog(NamedTuple):
 
 
 class Newest(NamedTuple):
-    """A device's logs, newest first, and whether older ones may follow them."""
+    """A page of logs in their order, and whether more may follow them."""
 
     logs: list[StoredLog]
     more: bool
@@ -81,13 +88,19 @@ def byte_length(dialect: str, value: ColumnElement[Any]) -> ColumnElement[int]:
     return func.octet_length(value)
 
 
-def older_than(device_id: str, before: Position | None) -> ColumnElement[bool]:
-    """The device's logs after `before` in their order (all of them without it)."""
-    where = logs.c.device_id == device_id
-    if before is not None:
-        where &= logs.c.created_at <= before.created_at
-        where &= (logs.c.created_at < before.created_at) | (logs.c.id < before.id)
-    return where
+def beyond(position: Position | None, *, ascending: bool) -> ColumnElement[bool]:
+    """The logs after `position` in their order: by (time, id), newest first unless
+    `ascending` (all of them without a position)."""
+    if position is None:
+        return true()
+    created_at, log_id = logs.c.created_at, logs.c.id
+    if ascending:
+        return (created_at >= position.created_at) & (
+            (created_at > position.created_at) | (log_id > position.id)
+        )
+    return (created_at <= position.created_at) & (
+        (created_at < position.created_at) | (log_id < position.id)
+    )
 
 
 def row_size(dialect: str) -> ColumnElement[int]:
@@ -97,19 +110,27 @@ def row_size(dialect: str) -> ColumnElement[int]:
     return size + byte_length(dialect, cast(logs.c.log_data, Text))
 
 
-def sized_newest(where: ColumnElement[bool], *, rows: int, dialect: str) -> Subquery:
-    """The `rows` newest logs `where` holds: their keys, `size`, and the `running` sum of the
-    sizes, newest first. Only they are sized and summed (a window over the device's logs
-    would read every log it has)."""
+def in_order(created_at: Any, log_id: Any, *, ascending: bool) -> tuple[Any, Any]:
+    if ascending:
+        return created_at.asc(), log_id.asc()
+    return created_at.desc(), log_id.desc()
+
+
+def sized_first(
+    where: ColumnElement[bool], *, rows: int, dialect: str, ascending: bool
+) -> Subquery:
+    """The first `rows` logs `where` holds in their order: their keys, `size`, and the
+    `running` sum of the sizes. Only they are sized and summed (a window over all the logs
+    `where` holds would read every one of them)."""
     picked = (
         select(logs.c.id, logs.c.created_at, row_size(dialect).label("size"))
         .where(where)
-        .order_by(logs.c.created_at.desc(), logs.c.id.desc())
+        .order_by(*in_order(logs.c.created_at, logs.c.id, ascending=ascending))
         .limit(rows)
         .subquery()
     )
-    newest_first = (picked.c.created_at.desc(), picked.c.id.desc())
-    running = func.sum(picked.c.size).over(order_by=newest_first, rows=(None, 0))
+    order = in_order(picked.c.created_at, picked.c.id, ascending=ascending)
+    running = func.sum(picked.c.size).over(order_by=order, rows=(None, 0))
     return select(picked, running.label("running")).subquery()
 
 
@@ -123,29 +144,97 @@ def within(sized: Subquery, *, max_bytes: int | None, first: bool) -> ColumnElem
     return fits
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which logs a page holds, and in which order: `matches(dialect)` is their WHERE clause
+    on the store at hand; `timeout` bounds each read in seconds (None: unbounded)."""
+
+    matches: Callable[[str], ColumnElement[bool]]
+    since: datetime | None = None
+    until: datetime | None = None
+    ascending: bool = False
+    timeout: float | None = None
+
+    def where(self, dialect: str, after: Position | None) -> ColumnElement[bool]:
+        """Its logs after `after`, within [since, until)."""
+        where = self.matches(dialect) & beyond(after, ascending=self.ascending)
+        if self.since is not None:
+            where &= logs.c.created_at >= self.since
+        if self.until is not None:
+            where &= logs.c.created_at < self.until
+        return where
+
+
+def of_device(device_id: str) -> Selection:
+    """A device's logs, newest first."""
+    return Selection(lambda _dialect: logs.c.device_id == device_id)
+
+
 def chunk_reader(
-    device_id: str, *, before: Position | None, rows: int, max_bytes: int | None, first: bool
+    selection: Selection,
+    *,
+    after: Position | None,
+    rows: int,
+    max_bytes: int | None,
+    first: bool,
 ) -> ChunkRead:
-    """A read of the device's next `rows` logs after `before`, newest first, each with its
-    `size` and whether it `fits` within `max_bytes`. Those that do not come without their
-    text: it stays in the database, and they only say that older logs remain."""
-    where = older_than(device_id, before)
+    """A read of the next `rows` logs of `selection` after `after`, each with its `size` and
+    whether it `fits` within `max_bytes`. Those that do not come without their text: it stays
+    in the database, and they only say that more logs remain."""
+    ascending = selection.ascending
 
     async def read(conn: AsyncConnection) -> Sequence[Any]:
-        sized = sized_newest(where, rows=rows, dialect=conn.dialect.name)
+        dialect = conn.dialect.name
+        where = selection.where(dialect, after)
+        sized = sized_first(where, rows=rows, dialect=dialect, ascending=ascending)
         fits = within(sized, max_bytes=max_bytes, first=first)
         columns = [logs.c[name] for name in StoredLog._fields if name != "log_data"]
-        chosen = (logs.c.id == sized.c.id) & (logs.c.created_at == sized.c.created_at)
-        chosen &= (logs.c.device_id == device_id) & fits
+        chosen = (logs.c.id == sized.c.id) & (logs.c.created_at == sized.c.created_at) & fits
         query = (
             select(*columns, cast(logs.c.log_data, Text).label("log_data"))
             .add_columns(sized.c.size, fits.label("fits"))
             .select_from(sized.outerjoin(logs, chosen))
-            .order_by(sized.c.created_at.desc(), sized.c.id.desc())
+            .order_by(*in_order(sized.c.created_at, sized.c.id, ascending=ascending))
         )
-        return (await conn.execute(query)).all()
+        async with bounded(conn, selection.timeout):
+            return (await conn.execute(query)).all()
 
     return read
+
+
+@asynccontextmanager
+async def bounded(conn: AsyncConnection, seconds: float | None) -> AsyncIterator[None]:
+    """Cancel the statements run within, in the database, once they ran `seconds`:
+    PostgreSQL's statement_timeout for the transaction, SQLite's progress handler."""
+    if seconds is None:
+        yield
+        return
+    deadline: Deadline | None = None
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text(f"SET LOCAL statement_timeout = {math.ceil(seconds * 1000)}"))
+    else:
+        deadline = (await conn.get_raw_connection()).info["deadline"]
+        deadline.at = time.monotonic() + seconds
+    try:
+        yield
+    except DBAPIError as exc:
+        if not cancelled(exc):
+            raise
+        raise QueryTimeout(
+            f"the query ran past {seconds:g} s: narrow it, with since and until, "
+            "a device or a level, or rarer words",
+            detail=[{"field": "q", "rule": "query_timeout", "timeout_s": seconds}],
+        ) from None
+    finally:
+        if deadline is not None:
+            deadline.at = math.inf
+
+
+def cancelled(exc: DBAPIError) -> bool:
+    """Whether the database cancelled the statement for running too long."""
+    if isinstance(exc.orig, sqlite3.OperationalError):
+        return "interrupted" in str(exc.orig)
+    return getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED
 
 
 def stored_log(row: Row[Any]) -> StoredLog:
@@ -177,7 +266,21 @@ class LogStore:
         max_bytes: int | None = None,
         replicas: bool = True,
     ) -> Newest:
-        """The device's newest logs by event time, newest first, after `before` if given.
+        """The device's newest logs by event time, newest first, after `before` if given."""
+        return await self.page(
+            of_device(device_id), limit=limit, after=before, max_bytes=max_bytes, replicas=replicas
+        )
+
+    async def page(
+        self,
+        selection: Selection,
+        *,
+        limit: int,
+        after: Position | None = None,
+        max_bytes: int | None = None,
+        replicas: bool = True,
+    ) -> Newest:
+        """The first `limit` logs of `selection` in its order, after `after` if given.
 
         With `max_bytes`, they stop before the first whose estimated size (ROW_OVERHEAD_BYTES
         and the bytes of its text) would pass the bound, but hold one log at least: the
@@ -190,8 +293,8 @@ class LogStore:
         while True:
             wanted = min(chunk, limit + 1 - len(rows))
             read = chunk_reader(
-                device_id,
-                before=before,
+                selection,
+                after=after,
                 rows=wanted,
                 max_bytes=None if max_bytes is None else max_bytes - spent,
                 first=not rows,
@@ -205,7 +308,7 @@ class LogStore:
                 return Newest(rows[:limit], more=True)
             if len(got) < wanted:
                 return Newest(rows, more=False)
-            before, chunk = rows[-1].position, chunk * CHUNK_GROWTH
+            after, chunk = rows[-1].position, chunk * CHUNK_GROWTH
 
     async def counts(self) -> Counts:
         """Total logs, logs by level, and the devices heard from most recently."""

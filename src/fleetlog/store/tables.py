@@ -35,7 +35,9 @@ logs = Table(
     Column("ingest_key", Text().with_variant(Text(collation="C"), "postgresql")),
     Index("ix_logs_device_created", "device_id", "created_at"),
     Index("ix_logs_level_created", "log_level", "created_at"),
-    Index("ix_logs_created", "created_at", postgresql_using="brin"),
+    # PostgreSQL has (created_at, id) instead, as ix_logs_created_id (migration 0006), and a
+    # word index on fleetlog_words(message); SQLite has the FTS5 table logs_fts.
+    Index("ix_logs_created", "created_at"),
 )
 
 # Credentials: API keys are kept as the SHA-256 of the key (high-entropy, so no slow hash is

@@ -9,7 +9,7 @@ from pydantic import AfterValidator
 from starlette.convertors import Convertor, register_url_convertor
 
 from fleetlog.api.deps import QueryDep
-from fleetlog.api.security import AUTH_RESPONSES, require
+from fleetlog.api.security import AUTH_RESPONSES, Reader, require
 from fleetlog.auth.principals import Scope
 from fleetlog.records import MAX_BATCH, MAX_DEVICE_ID, LogsPage, Stats, reject_nul
 
@@ -40,6 +40,7 @@ async def device_logs(
         str, Path(min_length=1, max_length=MAX_DEVICE_ID), AfterValidator(reject_nul)
     ],
     query: QueryDep,
+    reader: Reader,
     limit: Annotated[int, Query(ge=1, le=MAX_BATCH, description="How many logs")] = 100,
     cursor: Annotated[
         str | None, Query(max_length=256, description="A `next_cursor`: the page after it")
@@ -50,6 +51,7 @@ async def device_logs(
     A page ends at `limit` logs, or sooner to stay within the bound on an answer's bytes;
     `next_cursor` then leads to the rest.
     """
+    reader.check_device_read(device_id)
     page = await query.latest(device_id, limit=limit, cursor=cursor)
     return StreamingResponse(
         iterate(page.chunks()),
