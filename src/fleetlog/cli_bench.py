@@ -11,7 +11,7 @@ from rich.console import Console
 
 from fleetlog.bench.loadgen import LoadError
 from fleetlog.bench.query_bench import QueryOptions, render_query, run_query_bench
-from fleetlog.bench.report import render
+from fleetlog.bench.report import Summary, render
 from fleetlog.bench.runner import BenchError, BenchOptions, run_bench
 from fleetlog.bench.seeding import SeedingError
 from fleetlog.bench.spawn import StackKind
@@ -80,6 +80,10 @@ def bench(
     `--workload query`, seed it with a fleet's week and time searches."""
     if url is not None and spawn is not None:
         raise typer.BadParameter("give --url or --spawn, not both")
+    if workload == "query" and any(v is not None for v in (iterations, duration, devices, batch)):
+        raise typer.BadParameter(
+            "--workload query seeds --logs logs: no --iterations, --duration, --devices or --batch"
+        )
     options = BenchOptions(
         workload="reference" if workload == "query" else workload,
         iterations=iterations,
@@ -109,16 +113,23 @@ def bench(
                 ingest_rate=rate or QueryOptions.ingest_rate,
                 connections=concurrency or QueryOptions.connections,
             )
-            report: dict[str, Any] = run_query_bench(options, query, stderr)
+            show_query(run_query_bench(options, query, stderr), as_json=as_json)
         else:
-            summary = run_bench(options, stderr)
-            report = summary.as_json()
+            show(run_bench(options, stderr), as_json=as_json)
     except (BenchError, LoadError, ServerError, SeedingError) as exc:
         stderr.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
+
+
+def show(summary: Summary, *, as_json: bool) -> None:
     if as_json:
-        stdout.out(json.dumps(report), highlight=False)
-    elif workload == "query":
-        render_query(report, stdout)
+        stdout.out(json.dumps(summary.as_json()), highlight=False)
     else:
         render(summary, stdout)
+
+
+def show_query(summary: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        stdout.out(json.dumps(summary), highlight=False)
+    else:
+        render_query(summary, stdout)

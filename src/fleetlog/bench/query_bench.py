@@ -21,15 +21,9 @@ from rich.table import Table
 
 from fleetlog.bench.corpus import Corpus
 from fleetlog.bench.loadgen import LoadPlan, LoadResult, run_load
-from fleetlog.bench.queries import QUERY_NAMES, QueryMix, time_mix
-from fleetlog.bench.runner import (
-    BenchOptions,
-    api_key_headers,
-    http_address,
-    load_with_progress,
-    open_target,
-)
-from fleetlog.bench.seeding import api_total, seed_plan, seeding_summary, wait_stored
+from fleetlog.bench.queries import DAY_S, QUERY_NAMES, QueryMix, QueryTimes, time_mix
+from fleetlog.bench.runner import BenchOptions, api_key_headers, http_address, open_target
+from fleetlog.bench.seeding import api_total, seed, seed_plan
 from fleetlog.bench.spawn import Target
 from fleetlog.bench.visibility import ProbePlan, probe_visibility
 
@@ -121,6 +115,20 @@ async def visibility_under_load(
     return {**visibility.as_json(), "ingest": live_rate(await load)}
 
 
+async def time_with_progress(
+    client: httpx.AsyncClient, corpus: Corpus, query: QueryOptions, console: Console
+) -> dict[str, QueryTimes]:
+    with progress_bar(console) as bar:
+        task = bar.add_task("queries", total=(query.warmup + query.runs) * len(QUERY_NAMES))
+        return await time_mix(
+            client,
+            QueryMix(corpus),
+            runs=query.runs,
+            warmup=query.warmup,
+            progress=lambda done: bar.update(task, completed=done),
+        )
+
+
 async def measure(
     target: Target, options: BenchOptions, query: QueryOptions, console: Console
 ) -> dict[str, Any]:
@@ -137,41 +145,26 @@ async def measure(
     async with httpx.AsyncClient(
         base_url=target.url, headers=dict(headers), timeout=QUERY_TIMEOUT_S
     ) as client:
-        store_kind = await store_mode(client)
-        store = None if target.open_store is None else await target.open_store()
-        try:
-            console.print(f"seeding {corpus.logs:,} logs …")
-            load = await asyncio.to_thread(load_with_progress, plan, console)
-            console.print("waiting for every seeded log to be stored …")
-            stored_at = await wait_stored(corpus, store, client, settle_s=options.settle_timeout)
-            if store is not None:
-                await store.analyze()
-        finally:
-            if store is not None:
-                await store.close()
-        seeding = seeding_summary(corpus, load, stored_at)
+        store = await store_mode(client)
+        seeding = await seed(corpus, plan, target, client, console, settle_s=options.settle_timeout)
         counted = await api_total(client, corpus)
-        mix = QueryMix(corpus)
-        with progress_bar(console) as bar:
-            total = (query.warmup + query.runs) * len(QUERY_NAMES)
-            task = bar.add_task("queries", total=total)
-            times = await time_mix(
-                client,
-                mix,
-                runs=query.runs,
-                warmup=query.warmup,
-                progress=lambda done: bar.update(task, completed=done),
-            )
+        if counted is not None and counted != corpus.logs:
+            console.print(f"[yellow]note:[/] /api/logs/count counts {counted:,} seeded logs")
+        times = await time_with_progress(client, corpus, query, console)
         visibility = await visibility_under_load(client, plan, query, console)
     return {
         "workload": {"name": "query", **asdict(query)},
         "target": target.description,
-        "store": store_kind,
+        "store": store,
         "logs": corpus.logs,
         "seeded_by": "ingest",
         "seeding": seeding.as_json(),
+        "corpus": {
+            "seed": corpus.seed,
+            "anchor": corpus.anchor,
+            "rare_word_24h_expected": corpus.rare_in_window(DAY_S),
+        },
         "counted_by_api": counted,
-        "rare_word_24h_expected": corpus.rare_in_window(86_400.0),
         "queries": {name: times[name].as_json() for name in QUERY_NAMES},
         "visibility_p99_ms": visibility["p99_ms"],
         "visibility": visibility,

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from rich.console import Console
 
 from fleetlog.bench.corpus import SPAN_S, Corpus
 from fleetlog.bench.loadgen import LoadPlan, LoadResult
+from fleetlog.bench.runner import load_with_progress
+from fleetlog.bench.spawn import Target
 from fleetlog.bench.verify import StoredLogs, wait_for_rows
 
 POLL_S = 1.0
@@ -129,3 +132,28 @@ def seeding_summary(corpus: Corpus, load: LoadResult, stored_at: float) -> Seedi
         stored_logs_per_s=round(accepted / max(stored_at - first, 1e-9), 1),
         seconds=round(stored_at - first, 2),
     )
+
+
+async def seed(
+    corpus: Corpus,
+    plan: LoadPlan,
+    target: Target,
+    client: httpx.AsyncClient,
+    console: Console,
+    *,
+    settle_s: float,
+) -> Seeding:
+    """Send the corpus, wait until the store holds it, refresh the planner's statistics."""
+    store = None if target.open_store is None else await target.open_store()
+    try:
+        console.print(f"seeding {corpus.logs:,} logs …")
+        load = await asyncio.to_thread(load_with_progress, plan, console)
+        check_accepted(load)
+        console.print("waiting for every seeded log to be stored …")
+        stored_at = await wait_stored(corpus, store, client, settle_s=settle_s)
+        if store is not None:
+            await store.analyze()
+    finally:
+        if store is not None:
+            await store.close()
+    return seeding_summary(corpus, load, stored_at)
