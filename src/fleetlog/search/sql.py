@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Numeric,
     String,
@@ -126,7 +127,7 @@ class Compiler:
             case Word() | Phrase() | Prefix():
                 return self.words(node)
             case Regex(pattern):
-                return self.table.c.message.op("~" if self.postgres else "REGEXP")(pattern)
+                return self.table.c.message.bool_op("~" if self.postgres else "REGEXP")(pattern)
             case Device():
                 return self.device(node)
             case Levels(levels):
@@ -145,8 +146,8 @@ class Compiler:
         """A text node (NOTs included on PostgreSQL) as one look-up in the word index."""
         if self.postgres:
             words = func.fleetlog_words(self.table.c.message)
-            return words.op("@@")(cast(literal(tsquery(node)), TSQUERY))
-        match = literal_column("logs_fts").op("MATCH")(fts_query(node))
+            return words.bool_op("@@")(cast(literal(tsquery(node)), TSQUERY))
+        match = literal_column("logs_fts").bool_op("MATCH")(fts_query(node))
         return self.table.c.id.in_(select(FTS.c.rowid).where(match))
 
     def negation(self, inner: Node) -> ColumnElement[bool]:
@@ -173,11 +174,14 @@ class Compiler:
         if self.postgres:
             return device_id.startswith(node.value, autoescape=True)
         # GLOB: case-sensitive, and SQLite searches the device index with it.
-        return device_id.op("GLOB")(glob_escape(node.value) + "*")
+        return device_id.bool_op("GLOB")(glob_escape(node.value) + "*")
 
     def attr(self, node: Attr) -> ColumnElement[bool]:
-        if self.postgres:
-            return self.postgres_attr(node)
+        """True or false, never NULL where the key is missing: NOT of it must be true there."""
+        matches = self.postgres_attr(node) if self.postgres else self.sqlite_attr(node)
+        return func.coalesce(matches, false(), type_=Boolean)
+
+    def sqlite_attr(self, node: Attr) -> ColumnElement[bool]:
         data, path = self.table.c.log_data, json_path(node.path)
         kind, value = func.json_type(data, path), func.json_extract(data, path)
         number = as_number(node.value)

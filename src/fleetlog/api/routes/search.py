@@ -54,7 +54,7 @@ async def search_logs(
     """
     search = Search(q, since, until, ascending=order == "asc")
     page = await query.search(
-        search, limit=limit, cursor=cursor, device_prefix=reader.device_prefix
+        search, limit=limit, cursor=cursor or None, device_prefix=reader.device_prefix
     )
     return StreamingResponse(
         iterate(page.chunks()),
