@@ -3,6 +3,7 @@ Zipf words, rare words placed where the bench expects them)."""
 
 import gzip
 from collections import Counter
+from datetime import UTC, datetime
 from functools import cache
 
 from fleetlog.bench.corpus import (
@@ -125,3 +126,10 @@ class TestRareWords:
         assert corpus.rare_per_word == 100
         assert corpus.rare_per_word / corpus.logs == RARE_SHARE
         assert corpus.rare_in_window(DAY_S) == 14
+
+
+def test_the_days_of_the_week_hold_every_event_time():
+    days = make_corpus().days()
+    assert len(days) == 8
+    seen = {datetime.fromtimestamp(log["timestamp"], UTC).date() for log in every_log()}
+    assert seen <= set(days)

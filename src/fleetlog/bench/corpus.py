@@ -20,6 +20,7 @@ import math
 import random
 from bisect import bisect_right
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from itertools import accumulate
 from typing import Any
@@ -143,6 +144,12 @@ class Corpus:
     @cached_property
     def rare_stride(self) -> int:
         return max(self.logs // (RARE_WORDS * self.rare_per_word), 1)
+
+    def days(self) -> list[date]:
+        """The UTC days the corpus's event times fall on, oldest first."""
+        first = datetime.fromtimestamp(self.anchor - SPAN_S, UTC).date()
+        last = datetime.fromtimestamp(self.anchor, UTC).date()
+        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
     def rare_in_window(self, seconds: float) -> int:
         """Logs of each rare word with an event time in the last `seconds` before the anchor."""

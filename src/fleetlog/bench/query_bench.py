@@ -180,13 +180,13 @@ def run_query_bench(options: BenchOptions, query: QueryOptions, console: Console
 
 
 def render_query(summary: dict[str, Any], console: Console) -> None:
-    seeding = summary["seeding"]
+    seeding, counted = summary["seeding"], summary["counted_by_api"]
     console.print(
         f"[bold]fleetlog bench: query workload[/] against {summary['target']}\n"
         f"{summary['logs']:,} logs seeded by {summary['seeded_by']} into {summary['store']} in "
         f"{seeding['seconds']:,.1f} s: {seeding['accepted_logs_per_s']:,.0f} logs/s accepted, "
         f"{seeding['stored_logs_per_s']:,.0f} logs/s stored; /api/logs/count counts "
-        f"{summary['counted_by_api']:,}"
+        + ("nothing (no such route)" if counted is None else f"{counted:,}")
     )
     table = Table(title="queries (ms)")
     for column in ("query", "P50", "P95", "P99", "rows", "errors"):
@@ -198,7 +198,7 @@ def render_query(summary: dict[str, Any], console: Console) -> None:
     console.print(table)
     visibility = summary["visibility"]
     console.print(
-        f"visibility P99: {visibility['p99_ms']} ms (P50 {visibility['p50_ms']} ms; "
-        f"{visibility['not_found']} of {visibility['markers']} markers never found) with ingest "
-        f"at {visibility['ingest']['accepted_logs_per_s']:,.0f} logs/s"
+        f"visibility P99: {visibility['p99_ms']} ms, P50: {visibility['p50_ms']} ms "
+        f"({visibility['not_found']} of {visibility['markers']} markers never found), ingest at "
+        f"{visibility['ingest']['accepted_logs_per_s']:,.0f} logs/s"
     )

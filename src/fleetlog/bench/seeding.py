@@ -143,9 +143,12 @@ async def seed(
     *,
     settle_s: float,
 ) -> Seeding:
-    """Send the corpus, wait until the store holds it, refresh the planner's statistics."""
+    """Send the corpus into the days a server running all week would have prepared, wait
+    until the store holds it, refresh the planner's statistics."""
     store = None if target.open_store is None else await target.open_store()
     try:
+        if store is not None:
+            await store.prepare_days(corpus.days())
         console.print(f"seeding {corpus.logs:,} logs …")
         load = await asyncio.to_thread(load_with_progress, plan, console)
         check_accepted(load)

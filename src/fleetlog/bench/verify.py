@@ -11,12 +11,14 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg  # type: ignore[import-untyped]
 
 from fleetlog.bench.workload import Workload
+from fleetlog.store.partitions import create_partition, partition_days
 
 POLL_INTERVAL_S = 0.05
 
@@ -29,6 +31,8 @@ class StoredLogs(Protocol):
     async def count(self, devices: Sequence[str]) -> int: ...
 
     async def tally(self, devices: Sequence[str]) -> Tally: ...
+
+    async def prepare_days(self, days: Sequence[date]) -> None: ...
 
     async def analyze(self) -> None: ...
 
@@ -58,6 +62,9 @@ class SqliteLogs:
 
     def fetch(self, query: str, devices: Sequence[str]) -> list[tuple[Any, ...]]:
         return self.db.execute(query, tuple(devices)).fetchall()
+
+    async def prepare_days(self, days: Sequence[date]) -> None:
+        """Nothing: SQLite's table is one, whatever the days."""
 
     async def analyze(self) -> None:
         """Nothing: the file is open read-only here; the server keeps its own statistics."""
@@ -91,6 +98,14 @@ class PostgresLogs:
         )
         rows = await self.connection.fetch(query, list(devices))
         return [(row[0], row[1], row[2]) for row in rows]
+
+    async def prepare_days(self, days: Sequence[date]) -> None:
+        """The day partitions a server that ran through `days` would have made, so that logs
+        seeded into the past do not all land in the default partition."""
+        existing = await partition_days(self.connection)
+        for day in days:
+            if day not in existing:
+                await create_partition(self.connection, day)
 
     async def analyze(self) -> None:
         """Fresh planner statistics, as autovacuum would gather them some time after a load."""
