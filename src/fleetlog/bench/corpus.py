@@ -93,6 +93,12 @@ def cumulative(weights: list[float]) -> list[float]:
     return list(accumulate(weights))
 
 
+LEVELS = list(LEVEL_WEIGHTS)
+LEVEL_CUMULATIVE = cumulative(list(LEVEL_WEIGHTS.values()))
+SITES = list(SITE_WEIGHTS)
+SITE_CUMULATIVE = cumulative(list(SITE_WEIGHTS.values()))
+
+
 def device_ids() -> list[str]:
     return [
         f"{prefix}-{number:04d}"
@@ -219,9 +225,3 @@ def fill(template: str, rng: random.Random) -> str:
     for part in parts[1:]:
         filled += str(rng.randint(1, 64)) + part
     return filled.replace("{f}", f"{rng.uniform(-40, 140):.1f}")
-
-
-LEVELS = list(LEVEL_WEIGHTS)
-LEVEL_CUMULATIVE = cumulative(list(LEVEL_WEIGHTS.values()))
-SITES = list(SITE_WEIGHTS)
-SITE_CUMULATIVE = cumulative(list(SITE_WEIGHTS.values()))

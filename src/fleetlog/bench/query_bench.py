@@ -112,7 +112,14 @@ async def visibility_under_load(
     )
     await asyncio.sleep(LEAD_IN_S)
     visibility = await probe_visibility(client, probe)
-    return {**visibility.as_json(), "ingest": live_rate(await load)}
+    backlog = await backlog_now(client)
+    return {**visibility.as_json(), "ingest": {**live_rate(await load), "backlog_at_end": backlog}}
+
+
+async def backlog_now(client: httpx.AsyncClient) -> int | None:
+    """Accepted logs not yet stored, as /ready says: one that grows means the store fell behind."""
+    backlog = (await client.get("/ready")).json().get("backlog")
+    return backlog if isinstance(backlog, int) else None
 
 
 async def time_with_progress(
