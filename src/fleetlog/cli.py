@@ -1,4 +1,5 @@
-"""The `fleetlog` command: serve, worker, migrate. Thin: it reads settings and hands them down."""
+"""The `fleetlog` command: serve, worker, migrate. Thin: it reads settings and hands them down;
+query, tail, bench, keys and users live in their own cli_* modules."""
 
 import asyncio
 import logging
@@ -16,6 +17,7 @@ from rich.text import Text
 
 from fleetlog.api.connections import bounded_protocol, ensure_file_limit
 from fleetlog.cli_bench import bench
+from fleetlog.cli_client import query, tail
 from fleetlog.cli_credentials import keys_app, security_banner, users_app
 from fleetlog.config import Settings
 from fleetlog.logconfig import configure_logging
@@ -31,6 +33,8 @@ app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 app.command()(bench)
+app.command()(query)
+app.command()(tail)
 console = Console(stderr=True)
 log = logging.getLogger(__name__)
 
