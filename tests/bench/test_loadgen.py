@@ -35,7 +35,7 @@ async def scripted_server(answer):
     return await asyncio.start_server(handle, "127.0.0.1", 0)
 
 
-async def drive(server, *, requests, connections, rate=None):
+async def drive(server, *, requests, connections, rate=None, retry_refused_s=None):
     port = server.sockets[0].getsockname()[1]
     plan = LoadPlan(
         host="127.0.0.1",
@@ -46,6 +46,7 @@ async def drive(server, *, requests, connections, rate=None):
         requests=requests,
         duration=None,
         rate=rate,
+        retry_refused_s=retry_refused_s,
     )
     answered = []
     driver = Driver(plan, ShardRequests(plan, 0), answered.append)
@@ -76,6 +77,18 @@ async def test_a_dropped_connection_fails_its_request_and_is_replaced():
     assert report.statuses == {"200": 19, "connection": 1}
     assert len(report.failed) == 1
     assert report.logs_acked == 95
+
+
+async def test_a_refused_request_is_sent_again_when_asked():
+    server = await scripted_server(lambda n: 503 if n in (2, 3) else 200)
+    async with server:
+        report, answered_logs = await drive(
+            server, requests=10, connections=2, retry_refused_s=0.01
+        )
+    assert report.statuses == {"200": 10}
+    assert report.retried == 2
+    assert report.failed == []
+    assert report.logs_acked == answered_logs == 50
 
 
 @pytest.mark.parametrize("connections", [1, 4])

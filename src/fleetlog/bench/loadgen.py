@@ -78,6 +78,9 @@ class LoadPlan:
     headers: tuple[tuple[str, str], ...] = ()
     timeout: float = 60.0
     preframe: bool = True
+    # Seconds to wait before sending a request answered 503 again on its connection, as a
+    # shipper honouring Retry-After would; None: a 503 is a failed request.
+    retry_refused_s: float | None = None
 
 
 @dataclass(kw_only=True)
@@ -92,6 +95,7 @@ class ShardReport:
     first_send: float
     last_answer: float
     cpu_s: float
+    retried: int = 0
 
 
 @dataclass(kw_only=True)
@@ -155,6 +159,7 @@ class Driver:
         self.latencies: array[float] = array("d")
         self.statuses: Counter[str] = Counter()
         self.failed: list[int] = []
+        self.retried = 0
         self.logs_acked = 0
         self.last_answer = 0.0
         self.fruitless = 0  # connections lost in a row without a single answer
@@ -227,6 +232,12 @@ class Driver:
             self.finish_if_done()
 
     def answered(self, connection: Connection, request: int, status: int) -> None:
+        retry_s = self.plan.retry_refused_s
+        if status == 503 and retry_s is not None:
+            # Still in flight: the same connection sends it again after the pause.
+            self.retried += 1
+            self.loop.call_later(retry_s, self.resend, connection, request)
+            return
         now = time.monotonic()
         self.in_flight -= 1
         self.last_answer = now
@@ -239,6 +250,16 @@ class Driver:
             self.failed.append(self.requests.number(request))
         self.progress(logs)
         self.feed(connection)
+
+    def resend(self, connection: Connection, request: int) -> None:
+        if connection.transport is None or self.done.done():
+            # Lost while it waited: the request fails as an unanswered one does.
+            self.in_flight -= 1
+            self.statuses["connection"] += 1
+            self.failed.append(self.requests.number(request))
+            self.finish_if_done()
+            return
+        connection.send(request, self.requests.data(request), time.monotonic())
 
     def lost(self, connection: Connection) -> None:
         self.connections.discard(connection)
@@ -302,6 +323,7 @@ class Driver:
             first_send=self.t0,
             last_answer=self.last_answer,
             cpu_s=cpu_s,
+            retried=self.retried,
         )
 
     def close(self) -> None:
