@@ -58,7 +58,7 @@ async def test_time_mix_measures_after_the_warm_up_and_counts_failures():
             return httpx.Response(200, json={"buckets": [{"count": 1}]})
         if "valve" in request.url.params.get("q", ""):
             return httpx.Response(400, json={"error": "bad"})
-        return httpx.Response(200, json={"data": [{"id": 1}] * 5})
+        return httpx.Response(200, json={"data": [{"id": 1}] * 5, "took_ms": 3})
 
     async with scripted(answer) as client:
         times = await time_mix(client, MIX, runs=12, warmup=2)
@@ -66,6 +66,7 @@ async def test_time_mix_measures_after_the_warm_up_and_counts_failures():
     assert len(times["device_newest"].latencies) == 12
     assert times["device_newest"].as_json()["rows"] == 5
     assert times["counts_by_level_24h_1m"].as_json()["rows"] == 1
+    assert times["rare_word_24h"].as_json()["server_p50_ms"] == 3
     # "valve stuck" is one phrase of six: 2 of the 12 measured runs.
     assert times["phrase_24h"].as_json()["errors"] == {"400": 2}
 
@@ -78,6 +79,7 @@ def test_query_times_report_nearest_rank_percentiles_and_median_rows():
         "p99_ms": 99.0,
         "rows": 1,
         "errors": {},
+        "server_p50_ms": None,
     }
 
 

@@ -80,13 +80,35 @@ def rows_of(path: str, answer: Any) -> int | None:
     return len(rows) if isinstance(rows, list) else None
 
 
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One run of a query: seconds until its whole answer was read; "200", another status, or
+    "unexpected" for a 200 that is not the answer asked for; rows; the server's `took_ms`."""
+
+    seconds: float
+    outcome: str
+    rows: int = 0
+    took_ms: float | None = None
+
+
 @dataclass
 class QueryTimes:
-    """The measured runs of one query: latencies in seconds, rows, failed runs by status."""
+    """The measured runs of one query: latencies in seconds, rows, failed runs by outcome,
+    and the time the server says it took (`took_ms`, when it answers one)."""
 
     latencies: list[float] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
+    took_ms: list[float] = field(default_factory=list)
+
+    def add(self, run: Run) -> None:
+        if run.outcome != "200":
+            self.errors[run.outcome] += 1
+            return
+        self.latencies.append(run.seconds)
+        self.rows.append(run.rows)
+        if run.took_ms is not None:
+            self.took_ms.append(run.took_ms)
 
     def as_json(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
@@ -100,20 +122,23 @@ class QueryTimes:
             "p99_ms": ms(99),
             "rows": median_low(self.rows) if self.rows else 0,
             "errors": dict(self.errors),
+            "server_p50_ms": round(median_low(self.took_ms), 2) if self.took_ms else None,
         }
 
 
-async def time_query(client: httpx.AsyncClient, request: Request) -> tuple[float, str, int]:
-    """(seconds until the whole answer was read, outcome, rows) of one run; the outcome is
-    "200", another status, or "unexpected" for a 200 that is not the answer asked for."""
+async def time_query(client: httpx.AsyncClient, request: Request) -> Run:
     path, params = request
     started = time.perf_counter()
     answer = await client.get(path, params=params)
     elapsed = time.perf_counter() - started
     if answer.status_code != 200:
-        return elapsed, str(answer.status_code), 0
-    rows = rows_of(path, answer.json())
-    return elapsed, "unexpected" if rows is None else "200", rows or 0
+        return Run(elapsed, str(answer.status_code))
+    body = answer.json()
+    rows = rows_of(path, body)
+    if rows is None:
+        return Run(elapsed, "unexpected")
+    took = body.get("took_ms")
+    return Run(elapsed, "200", rows, float(took) if isinstance(took, int | float) else None)
 
 
 async def time_mix(
@@ -127,16 +152,11 @@ async def time_mix(
     """Every query `warmup` times unmeasured, then `runs` times measured, interleaved."""
     times = {name: QueryTimes() for name in QUERY_NAMES}
     done = 0
-    for run in range(warmup + runs):
+    for number in range(warmup + runs):
         for name in QUERY_NAMES:
-            elapsed, outcome, rows = await time_query(client, mix.request(name, run))
+            run = await time_query(client, mix.request(name, number))
             done += 1
             progress(done)
-            if run < warmup:
-                continue
-            if outcome != "200":
-                times[name].errors[outcome] += 1
-                continue
-            times[name].latencies.append(elapsed)
-            times[name].rows.append(rows)
+            if number >= warmup:
+                times[name].add(run)
     return times

@@ -196,12 +196,13 @@ def render_query(summary: dict[str, Any], console: Console) -> None:
         + ("nothing (no such route)" if counted is None else f"{counted:,}")
     )
     table = Table(title="queries (ms)")
-    for column in ("query", "P50", "P95", "P99", "rows", "errors"):
+    for column in ("query", "P50", "P95", "P99", "server P50", "rows", "errors"):
         table.add_column(column, justify="left" if column == "query" else "right")
     for name, stats in summary["queries"].items():
         errors = ", ".join(f"{status}: {n}" for status, n in stats["errors"].items()) or "-"
-        cells = (stats["p50_ms"], stats["p95_ms"], stats["p99_ms"])
-        table.add_row(name, *(f"{value:.1f}" for value in cells), str(stats["rows"]), errors)
+        cells = (stats["p50_ms"], stats["p95_ms"], stats["p99_ms"], stats["server_p50_ms"])
+        shown = ("-" if value is None else f"{value:.1f}" for value in cells)
+        table.add_row(name, *shown, str(stats["rows"]), errors)
     console.print(table)
     visibility = summary["visibility"]
     console.print(
