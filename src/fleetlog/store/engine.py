@@ -83,11 +83,14 @@ def create_store_engine(settings: Settings) -> AsyncEngine:
 
 
 def create_postgres_engine(url: str) -> AsyncEngine:
+    # Every read is planned for its own values: a plan cached for one word is wrong for the
+    # next (a rare word's GIN look-up against a common word's ordered walk).
     return create_async_engine(
         url,
         pool_size=10,
         max_overflow=10,
         pool_pre_ping=True,
+        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
         json_serializer=dumps_json,
         json_deserializer=orjson.loads,
     )
