@@ -80,10 +80,8 @@ def bench(
     `--workload query`, seed it with a fleet's week and time searches."""
     if url is not None and spawn is not None:
         raise typer.BadParameter("give --url or --spawn, not both")
-    if workload == "query" and any(v is not None for v in (iterations, duration, devices, batch)):
-        raise typer.BadParameter(
-            "--workload query seeds --logs logs: no --iterations, --duration, --devices or --batch"
-        )
+    if workload == "query":
+        check_query_options(spawn, iterations, duration, devices, batch)
     options = BenchOptions(
         workload="reference" if workload == "query" else workload,
         iterations=iterations,
@@ -119,6 +117,15 @@ def bench(
     except (BenchError, LoadError, ServerError, SeedingError) as exc:
         stderr.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
+
+
+def check_query_options(spawn: StackKind | None, *ingest_only: float | None) -> None:
+    if spawn == "bare":
+        raise typer.BadParameter("--workload query needs a fleetlog server, not the bare ceiling")
+    if any(value is not None for value in ingest_only):
+        raise typer.BadParameter(
+            "--workload query seeds --logs logs: no --iterations, --duration, --devices or --batch"
+        )
 
 
 def show(summary: Summary, *, as_json: bool) -> None:
