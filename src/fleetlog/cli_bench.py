@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import httpx
 import typer
 from rich.console import Console
 
@@ -114,7 +115,7 @@ def bench(
             show_query(run_query_bench(options, query, stderr), as_json=as_json)
         else:
             show(run_bench(options, stderr), as_json=as_json)
-    except (BenchError, LoadError, ServerError, SeedingError) as exc:
+    except (BenchError, LoadError, ServerError, SeedingError, httpx.HTTPError) as exc:
         stderr.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
 

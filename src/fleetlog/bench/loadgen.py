@@ -103,6 +103,23 @@ class LoadResult:
     shards: list[ShardReport]
     parent_cpu_s: float
 
+    @property
+    def logs_acked(self) -> int:
+        return sum(shard.logs_acked for shard in self.shards)
+
+    @property
+    def span(self) -> tuple[float, float]:
+        """(first send, last answer) of the whole load, on the monotonic clock."""
+        first = min(shard.first_send for shard in self.shards)
+        return first, max(shard.last_answer for shard in self.shards)
+
+    def refused(self) -> dict[str, int]:
+        """Requests without a 2xx, by status (or `connection`, `timeout`)."""
+        counts: Counter[str] = Counter()
+        for shard in self.shards:
+            counts.update({k: n for k, n in shard.statuses.items() if not k.startswith("2")})
+        return dict(counts)
+
 
 class ShardRequests:
     """The requests of one load process: every `processes`-th of the run, framed, in order."""

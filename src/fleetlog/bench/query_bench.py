@@ -63,7 +63,7 @@ def progress_bar(console: Console) -> Progress:
     return Progress(*columns, console=console, transient=True)
 
 
-def live_plan(plan: LoadPlan, probe: ProbePlan, query: QueryOptions, run: str) -> LoadPlan:
+def live_plan(plan: LoadPlan, probe: ProbePlan, query: QueryOptions) -> LoadPlan:
     """The steady ingest beside the probe: `ingest_rate` logs/s in 100-log requests."""
     duration = LEAD_IN_S + probe.duration_s
     live = Corpus(
@@ -87,28 +87,20 @@ def live_plan(plan: LoadPlan, probe: ProbePlan, query: QueryOptions, run: str) -
 
 
 def live_rate(load: LoadResult) -> dict[str, Any]:
-    acked = sum(shard.logs_acked for shard in load.shards)
-    span = max(shard.last_answer for shard in load.shards) - min(
-        shard.first_send for shard in load.shards
-    )
-    refused: dict[str, int] = {}
-    for shard in load.shards:
-        for status, count in shard.statuses.items():
-            if not status.startswith("2"):
-                refused[status] = refused.get(status, 0) + count
-    return {"accepted_logs_per_s": round(acked / max(span, 1e-9), 1), "errors": refused}
+    first, last = load.span
+    accepted = round(load.logs_acked / max(last - first, 1e-9), 1)
+    return {"accepted_logs_per_s": accepted, "errors": load.refused()}
 
 
 async def visibility_under_load(
     client: httpx.AsyncClient, plan: LoadPlan, query: QueryOptions, console: Console
 ) -> dict[str, Any]:
-    run = uuid.uuid4().hex[:8]
-    probe = ProbePlan(run=run, markers=query.markers)
+    probe = ProbePlan(run=uuid.uuid4().hex[:8], markers=query.markers)
     console.print(
         f"visibility: {query.markers} markers with ingest at {query.ingest_rate:,.0f} logs/s …"
     )
     load = asyncio.create_task(
-        asyncio.to_thread(run_load, live_plan(plan, probe, query, run), lambda logs: None)
+        asyncio.to_thread(run_load, live_plan(plan, probe, query), lambda logs: None)
     )
     await asyncio.sleep(LEAD_IN_S)
     visibility = await probe_visibility(client, probe)

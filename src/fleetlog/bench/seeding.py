@@ -75,19 +75,11 @@ def seed_plan(
     )
 
 
-def check_accepted(load: LoadResult) -> tuple[int, float, float]:
-    """(logs accepted, first send, last answer) of a seeding that got a 2xx for every request."""
-    refused = {
-        status: count
-        for shard in load.shards
-        for status, count in shard.statuses.items()
-        if not status.startswith("2")
-    }
+def check_accepted(load: LoadResult) -> None:
+    """Raise unless every seeding request got a 2xx (503s were resent until one did)."""
+    refused = load.refused()
     if refused:
         raise SeedingError(f"seeding requests were refused: {refused}")
-    first = min(shard.first_send for shard in load.shards)
-    last = max(shard.last_answer for shard in load.shards)
-    return sum(shard.logs_acked for shard in load.shards), first, last
 
 
 async def api_total(client: httpx.AsyncClient, corpus: Corpus) -> int | None:
@@ -133,7 +125,7 @@ async def wait_stored(
 
 
 def seeding_summary(corpus: Corpus, load: LoadResult, stored_at: float) -> Seeding:
-    accepted, first, last = check_accepted(load)
+    accepted, (first, last) = load.logs_acked, load.span
     return Seeding(
         logs=corpus.logs,
         accepted_logs_per_s=round(accepted / max(last - first, 1e-9), 1),
