@@ -89,6 +89,7 @@ def test_a_marker_never_found_makes_the_percentiles_it_reaches_null():
     assert summary["not_found"] == 1
     assert summary["p99_ms"] == 200.0
     assert summary["max_ms"] is None
+    assert summary["search_p50_ms"] is None
 
 
 async def test_the_probe_times_each_marker_until_search_returns_it():
@@ -107,4 +108,5 @@ async def test_the_probe_times_each_marker_until_search_returns_it():
         visibility = await probe_visibility(client, plan)
     assert searches == {plan.word(marker): 3 for marker in range(4)}
     assert len(visibility.seconds) == 4
+    assert len(visibility.searches) == 12
     assert all(0.02 <= seconds < plan.timeout_s for seconds in visibility.seconds)

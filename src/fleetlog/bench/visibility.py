@@ -39,27 +39,33 @@ class ProbePlan:
 
 @dataclass
 class Visibility:
-    """Seconds from 2xx to found, per marker (inf when never found); markers refused."""
+    """Seconds from 2xx to found, per marker (inf when never found); markers refused; and
+    the latency of every search the probe sent, which tells a slow search from a slow store."""
 
     seconds: list[float] = field(default_factory=list)
     refused: int = 0
+    searches: list[float] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        ordered = sorted(self.seconds)
-
-        def ms(share: float) -> float | None:
-            value = percentile(ordered, share)
-            return None if math.isinf(value) else round(value * 1000, 1)
-
+        found, searches = sorted(self.seconds), sorted(self.searches)
         return {
             "markers": len(self.seconds),
             "not_found": sum(1 for value in self.seconds if math.isinf(value)),
             "refused": self.refused,
-            "p50_ms": ms(50),
-            "p95_ms": ms(95),
-            "p99_ms": ms(99),
-            "max_ms": ms(100),
+            "p50_ms": ms(found, 50),
+            "p95_ms": ms(found, 95),
+            "p99_ms": ms(found, 99),
+            "max_ms": ms(found, 100),
+            "searches": len(searches),
+            "search_p50_ms": ms(searches, 50),
+            "search_p95_ms": ms(searches, 95),
         }
+
+
+def ms(ordered: list[float], share: float) -> float | None:
+    """A percentile in milliseconds; None when it is no time (a marker never found, or none)."""
+    value = percentile(ordered, share)
+    return None if math.isinf(value) or not ordered else round(value * 1000, 1)
 
 
 def marker_batch(plan: ProbePlan, marker: int) -> dict[str, Any]:
@@ -72,17 +78,23 @@ def marker_batch(plan: ProbePlan, marker: int) -> dict[str, Any]:
     return {"logs": [log]}
 
 
-async def probe_marker(client: httpx.AsyncClient, plan: ProbePlan, marker: int) -> float | None:
-    """Seconds until marker `marker` is found (inf if never); None if it was refused."""
+async def probe_marker(
+    client: httpx.AsyncClient, plan: ProbePlan, marker: int, searches: list[float]
+) -> float | None:
+    """Seconds until marker `marker` is found (inf if never); None if it was refused. Each
+    search's latency goes to `searches`."""
     answer = await client.post("/api/logs/batch", json=marker_batch(plan, marker))
     acked = time.perf_counter()
     if not answer.is_success:
         return None
     params = {"q": plan.word(marker), "since": RECENT, "limit": "1"}
     while time.perf_counter() - acked < plan.timeout_s:
+        sent = time.perf_counter()
         found = await client.get("/api/logs", params=params)
+        answered = time.perf_counter()
+        searches.append(answered - sent)
         if found.status_code == 200 and found.json().get("data"):
-            return time.perf_counter() - acked
+            return answered - acked
         await asyncio.sleep(plan.poll_s)
     return math.inf
 
@@ -90,11 +102,12 @@ async def probe_marker(client: httpx.AsyncClient, plan: ProbePlan, marker: int) 
 async def probe_visibility(client: httpx.AsyncClient, plan: ProbePlan) -> Visibility:
     """Post `plan.markers` markers at `plan.pace_s` apart; wait for every one to be found."""
     tasks = []
+    visibility = Visibility()
     async with asyncio.TaskGroup() as group:
         for marker in range(plan.markers):
-            tasks.append(group.create_task(probe_marker(client, plan, marker)))
+            probe = probe_marker(client, plan, marker, visibility.searches)
+            tasks.append(group.create_task(probe))
             await asyncio.sleep(plan.pace_s)
-    visibility = Visibility()
     for task in tasks:
         seconds = task.result()
         if seconds is None:
