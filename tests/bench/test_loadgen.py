@@ -10,9 +10,10 @@ from fleetlog.bench.workload import Workload
 WORKLOAD = Workload(name="reference", run="5c21b7ed", devices=4, batch=5, gzip=False)
 
 
-async def scripted_server(answer):
+async def scripted_server(answer, *, close_after=()):
     """A server that reads whole requests and answers `answer(n)` to the n-th: a status, or
-    None to drop the connection unanswered."""
+    None to drop the connection unanswered; it closes the connection after the answers to
+    the requests numbered in `close_after`."""
     received = 0
 
     async def handle(reader, writer):
@@ -27,6 +28,9 @@ async def scripted_server(answer):
                 if status is None:
                     return
                 writer.write(b"HTTP/1.1 %d X\r\ncontent-length: 2\r\n\r\n{}" % status)
+                if received - 1 in close_after:
+                    await writer.drain()
+                    return
         except asyncio.IncompleteReadError:
             return
         finally:
@@ -89,6 +93,15 @@ async def test_a_refused_request_is_sent_again_when_asked():
     assert report.retried == 2
     assert report.failed == []
     assert report.logs_acked == answered_logs == 50
+
+
+async def test_a_refused_request_on_a_closed_connection_goes_out_on_another():
+    server = await scripted_server(lambda n: 503 if n == 1 else 200, close_after={1})
+    async with server:
+        report, _ = await drive(server, requests=6, connections=2, retry_refused_s=0.01)
+    assert report.statuses == {"200": 6}
+    assert report.retried == 1
+    assert report.logs_acked == 30
 
 
 @pytest.mark.parametrize("connections", [1, 4])

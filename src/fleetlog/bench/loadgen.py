@@ -171,7 +171,7 @@ class Driver:
         self.ticking = False
         self.connections: set[Connection] = set()
         self.idle: deque[Connection] = deque()
-        self.backlog: deque[tuple[int, float]] = deque()
+        self.backlog: deque[tuple[int, float | None]] = deque()
         self.reconnecting: set[asyncio.Task[None]] = set()
         self.latencies: array[float] = array("d")
         self.statuses: Counter[str] = Counter()
@@ -269,14 +269,14 @@ class Driver:
         self.feed(connection)
 
     def resend(self, connection: Connection, request: int) -> None:
-        if connection.transport is None or self.done.done():
-            # Lost while it waited: the request fails as an unanswered one does.
-            self.in_flight -= 1
-            self.statuses["connection"] += 1
-            self.failed.append(self.requests.number(request))
-            self.finish_if_done()
+        if connection.transport is not None:
+            connection.send(request, self.requests.data(request), time.monotonic())
             return
-        connection.send(request, self.requests.data(request), time.monotonic())
+        # The server closed the connection after its 503: the next free one sends it.
+        self.in_flight -= 1
+        self.backlog.append((request, None))
+        if self.idle:
+            self.feed(self.idle.popleft())
 
     def lost(self, connection: Connection) -> None:
         self.connections.discard(connection)

@@ -35,7 +35,6 @@ class SeedingError(Exception):
 
 @dataclass(frozen=True, kw_only=True)
 class Seeding:
-    logs: int
     accepted_logs_per_s: float
     stored_logs_per_s: float
     seconds: float
@@ -124,10 +123,9 @@ async def wait_stored(
     return stored_at
 
 
-def seeding_summary(corpus: Corpus, load: LoadResult, stored_at: float) -> Seeding:
+def seeding_summary(load: LoadResult, stored_at: float) -> Seeding:
     accepted, (first, last) = load.logs_acked, load.span
     return Seeding(
-        logs=corpus.logs,
         accepted_logs_per_s=round(accepted / max(last - first, 1e-9), 1),
         stored_logs_per_s=round(accepted / max(stored_at - first, 1e-9), 1),
         seconds=round(stored_at - first, 2),
@@ -160,4 +158,4 @@ async def seed(
     finally:
         if store is not None:
             await store.close()
-    return seeding_summary(corpus, load, stored_at)
+    return seeding_summary(load, stored_at)
