@@ -29,10 +29,8 @@ from fleetlog.event_time import FIRST, LAST
 from fleetlog.records import EPOCH, MICROSECOND, Stats, epoch_us
 from fleetlog.search.grammar import parse
 from fleetlog.search.plan import Device, conjoin
-from fleetlog.search.sql import where
 from fleetlog.search.times import time_range
 from fleetlog.store.logs import LogStore, Position, Selection, StoredLog, of_device
-from fleetlog.store.tables import logs
 
 CACHED_LIMITS = (10, 100, 250, 500, 1000)
 # What the answer holds besides its logs: {"total":…,"source":…,"data":[…],"next_cursor":…}.
@@ -265,7 +263,7 @@ class LogQuery:
         since, until = time_range(search.since, search.until)
         after = None if cursor is None else self.cursors.decode(search.context, cursor)
         selection = Selection(
-            lambda dialect: where(plan, dialect=dialect, table=logs),
+            plan,
             since=since,
             until=until,
             ascending=search.ascending,

@@ -12,6 +12,7 @@ from fleetlog.errors import InvalidParameter
 from fleetlog.records import LogLevel
 from fleetlog.search.grammar import parse
 from fleetlog.search.matcher import LogFields, predicate
+from fleetlog.store import words
 from tests.fixtures.pipeline import make_record
 
 pytest_plugins = ["tests.fixtures.stores"]
@@ -122,8 +123,16 @@ def record_of(name: str, *, at: datetime) -> Any:
     return make_record(ts=at, received_at=at, **CORPUS[name])
 
 
+@pytest.fixture(params=["word index", "walk"])
+def strategy(request, monkeypatch):
+    """SQLite's two ways to find words (store/words.py), each made the only one; PostgreSQL
+    chooses its own."""
+    monkeypatch.setattr(words, "WALK_SHARE", 1.0 if request.param == "word index" else 0.0)
+    return request.param
+
+
 @pytest.fixture
-async def corpus(store_under_test):
+async def corpus(store_under_test, strategy):
     now = datetime.now(UTC)
     records = [
         record_of(name, at=now - timedelta(minutes=index)) for index, name in enumerate(CORPUS)
@@ -270,7 +279,9 @@ QUERIES = st.recursive(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(logs=random_logs(), queries=st.lists(QUERIES, min_size=1, max_size=8))
-async def test_random_queries_find_what_the_python_matcher_finds(store_under_test, logs, queries):
+async def test_random_queries_find_what_the_python_matcher_finds(
+    store_under_test, strategy, logs, queries
+):
     await store_under_test.execute("DELETE FROM logs")
     now = datetime.now(UTC)
     await store_under_test.add([make_record(ts=now, received_at=now, **fields) for fields in logs])

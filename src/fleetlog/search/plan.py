@@ -140,6 +140,15 @@ def uses_only(node: Node, kinds: tuple[type, ...]) -> bool:
     return isinstance(node, (Everything, *kinds))
 
 
+def holds(node: Node, kinds: tuple[type, ...]) -> bool:
+    """Whether some leaf of `node` is one of `kinds` (e.g. TEXT: it searches words)."""
+    if isinstance(node, And | Or):
+        return any(holds(each, kinds) for each in node.nodes)
+    if isinstance(node, Not):
+        return holds(node.node, kinds)
+    return isinstance(node, kinds)
+
+
 def conjoin(*nodes: Node) -> Node:
     """All of `nodes`; Everything drops out."""
     kept = tuple(node for node in nodes if not isinstance(node, Everything))

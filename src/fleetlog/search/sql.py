@@ -4,11 +4,14 @@ Words, phrases and prefixes go to each store's word index, whose words are those
 `plan.words`: on PostgreSQL the `fleetlog_words(message)` tsvector (migration 0006) queried
 with one tsquery per run of text nodes; on SQLite the `logs_fts` FTS5 table (`unicode61`,
 diacritics kept) queried with MATCH. FTS5 has no unary NOT, so a negated text node there is a
-NOT IN. Regular expressions are PostgreSQL's `~` and, on SQLite, Python's `re` through the
-REGEXP function the store registers (`store/engine.py`). `log_data` values are compared by
-JSON type, so `attr.code:404` matches the number 404 and the string "404", never "0404".
+NOT IN; when the words are common, SQLite checks them message by message instead
+(`fleetlog_text`, the Python matcher's words; store/words.py says when). Regular expressions
+are PostgreSQL's `~` and, on SQLite, Python's `re` through the REGEXP function the store
+registers (`store/engine.py`). `log_data` values are compared by JSON type, so
+`attr.code:404` matches the number 404 and the string "404", never "0404".
 """
 
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -35,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSQUERY
 
 from fleetlog.records import LogLevel
+from fleetlog.search.matcher import LogFields, Predicate, predicate
 from fleetlog.search.plan import (
     TEXT,
     And,
@@ -57,10 +61,56 @@ FTS = table("logs_fts", column("rowid"))
 COMPARISONS = {Op.GT: "__gt__", Op.GE: "__ge__", Op.LT: "__lt__", Op.LE: "__le__"}
 
 
-def where(plan: Node, *, dialect: str, table: Table) -> ColumnElement[bool]:
+def where(plan: Node, *, dialect: str, table: Table, walk: bool = False) -> ColumnElement[bool]:
     """`plan` over `table`'s columns: `device_id`, `log_level`, and on `logs` `message`,
-    `log_data` and `id`."""
-    return Compiler(dialect, table).compile(plan)
+    `log_data` and `id`. With `walk` (SQLite), words are checked message by message
+    (`fleetlog_text`) instead of looked up in the word index: see store/words.py."""
+    return Compiler(dialect, table, walk=walk).compile(plan)
+
+
+def text_key(node: Node) -> str:
+    """A text node (NOTs included) as the JSON `fleetlog_text` reads back."""
+    match node:
+        case Word(word):
+            return orjson.dumps(["w", word]).decode()
+        case Prefix(prefix):
+            return orjson.dumps(["p", prefix]).decode()
+        case Phrase(words):
+            return orjson.dumps(["f", words]).decode()
+        case Not(inner):
+            return f'["not",{text_key(inner)}]'
+        case And(nodes) | Or(nodes):
+            kind = "and" if isinstance(node, And) else "or"
+            return f'["{kind}",[' + ",".join(text_key(each) for each in nodes) + "]]"
+    raise TypeError(f"not a text node: {node!r}")
+
+
+def text_node(value: Any) -> Node:
+    kind, argument = value
+    if kind == "w":
+        return Word(argument)
+    if kind == "p":
+        return Prefix(argument)
+    if kind == "f":
+        return Phrase(tuple(argument))
+    if kind == "not":
+        return Not(text_node(argument))
+    nodes = tuple(text_node(each) for each in argument)
+    return And(nodes) if kind == "and" else Or(nodes)
+
+
+@lru_cache(maxsize=256)
+def text_predicate_of(key: str) -> Predicate:
+    return predicate(text_node(orjson.loads(key)))
+
+
+def text_matches(key: str, message: str | None) -> bool:
+    """SQLite's `fleetlog_text(key, message)`: whether the message holds the text node's
+    words, as the Python matcher reads them."""
+    if message is None:
+        return False
+    fields = LogFields(device_id="", log_level="", message=message, log_data={})
+    return text_predicate_of(key)(fields)
 
 
 def is_text(node: Node, *, negation: bool) -> bool:
@@ -116,9 +166,12 @@ def json_path(path: tuple[str, ...]) -> str:
 
 
 class Compiler:
-    def __init__(self, dialect: str, table: Table) -> None:
+    def __init__(self, dialect: str, table: Table, *, walk: bool = False) -> None:
         self.postgres = dialect == "postgresql"
         self.table = table
+        self.walk = walk and not self.postgres
+        # Text nodes joined into one look-up may hold NOTs where the look-up takes them.
+        self.joins_not = self.postgres or self.walk
 
     def compile(self, node: Node) -> ColumnElement[bool]:
         match node:
@@ -147,18 +200,20 @@ class Compiler:
         if self.postgres:
             words = func.fleetlog_words(self.table.c.message)
             return words.bool_op("@@")(cast(literal(tsquery(node)), TSQUERY))
+        if self.walk:
+            return func.fleetlog_text(text_key(node), self.table.c.message, type_=Boolean)
         match = literal_column("logs_fts").bool_op("MATCH")(fts_query(node))
         return self.table.c.id.in_(select(FTS.c.rowid).where(match))
 
     def negation(self, inner: Node) -> ColumnElement[bool]:
-        if self.postgres and is_text(inner, negation=True):
+        if self.joins_not and is_text(inner, negation=True):
             return self.words(Not(inner))
         return not_(self.compile(inner))
 
     def junction(self, node: And | Or, nodes: tuple[Node, ...]) -> ColumnElement[bool]:
         """AND/OR, with the text nodes among `nodes` joined into one look-up."""
-        text = [each for each in nodes if is_text(each, negation=self.postgres)]
-        rest = [self.compile(each) for each in nodes if not is_text(each, negation=self.postgres)]
+        text = [each for each in nodes if is_text(each, negation=self.joins_not)]
+        rest = [self.compile(each) for each in nodes if not is_text(each, negation=self.joins_not)]
         if len(text) == 1:
             rest.append(self.words(text[0]))
         elif text:

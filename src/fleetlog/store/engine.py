@@ -16,6 +16,7 @@ from sqlalchemy.util.concurrency import await_
 
 from fleetlog.config import Settings
 from fleetlog.errors import StoreUnavailable
+from fleetlog.search.sql import text_matches
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ def create_store_engine(settings: Settings) -> AsyncEngine:
         deadline = record.info["deadline"] = Deadline()
         await_(record.driver_connection.set_progress_handler(deadline.passed, PROGRESS_STEPS))
         dbapi_connection.create_function("regexp", 2, regexp, deterministic=True)
+        dbapi_connection.create_function("fleetlog_text", 2, text_matches, deterministic=True)
         cursor = dbapi_connection.cursor()
         # WAL lets readers run beside the single writer; FULL fsyncs every commit, so an
         # acknowledged log survives a power cut, not only a crash of the process.

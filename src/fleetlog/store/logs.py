@@ -25,9 +25,12 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fleetlog.errors import QueryTimeout
+from fleetlog.search import sql
+from fleetlog.search.plan import TEXT, Device, Node, holds
 from fleetlog.store.engine import Deadline
 from fleetlog.store.replicas import ReadEngines
 from fleetlog.store.tables import logs
+from fleetlog.store.words import walk_preferred
 
 RECENT_DEVICES = 10
 FIRST_CHUNK = 16
@@ -146,18 +149,22 @@ def within(sized: Subquery, *, max_bytes: int | None, first: bool) -> ColumnElem
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """Which logs a page holds, and in which order: `matches(dialect)` is their WHERE clause
-    on the store at hand; `timeout` bounds each read in seconds (None: unbounded)."""
+    """Which logs a page holds, and in which order: those `plan` finds within [since, until);
+    `timeout` bounds each read in seconds (None: unbounded)."""
 
-    matches: Callable[[str], ColumnElement[bool]]
+    plan: Node
     since: datetime | None = None
     until: datetime | None = None
     ascending: bool = False
     timeout: float | None = None
 
-    def where(self, dialect: str, after: Position | None) -> ColumnElement[bool]:
-        """Its logs after `after`, within [since, until)."""
-        where = self.matches(dialect) & beyond(after, ascending=self.ascending)
+    async def where(self, conn: AsyncConnection, after: Position | None) -> ColumnElement[bool]:
+        """Its logs after `after`, on the store `conn` is connected to."""
+        dialect = conn.dialect.name
+        walk = dialect == "sqlite" and holds(self.plan, TEXT)
+        walk = walk and await walk_preferred(conn, self.plan)
+        where = sql.where(self.plan, dialect=dialect, table=logs, walk=walk)
+        where &= beyond(after, ascending=self.ascending)
         if self.since is not None:
             where &= logs.c.created_at >= self.since
         if self.until is not None:
@@ -167,7 +174,7 @@ class Selection:
 
 def of_device(device_id: str) -> Selection:
     """A device's logs, newest first."""
-    return Selection(lambda _dialect: logs.c.device_id == device_id)
+    return Selection(Device(device_id))
 
 
 def chunk_reader(
@@ -185,7 +192,7 @@ def chunk_reader(
 
     async def read(conn: AsyncConnection) -> Sequence[Any]:
         dialect = conn.dialect.name
-        where = selection.where(dialect, after)
+        where = await selection.where(conn, after)
         sized = sized_first(where, rows=rows, dialect=dialect, ascending=ascending)
         fits = within(sized, max_bytes=max_bytes, first=first)
         columns = [logs.c[name] for name in StoredLog._fields if name != "log_data"]
