@@ -8,6 +8,7 @@ import pty
 import signal
 import subprocess
 import sys
+import time
 from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from fleetlog.auth.principals import Scope
 from fleetlog.cli import app
 from fleetlog.localstack import free_port
 from tests.fixtures.auth import add_key, bearer, secure_settings
-from tests.fixtures.process import running_server
+from tests.fixtures.process import FleetlogProcess, Server, running_server
 from tests.fixtures.records import make_log
 from tests.fixtures.search_server import (
     BAD_QUERY,
@@ -270,3 +271,65 @@ class TestAgainstFleetlogServe:
         result = fleetlog("query", "--url", url, env={"FLEETLOG_API_KEY": ""})
         assert result.exit_code == 1
         assert "(HTTP 401) (no API key given: set FLEETLOG_API_KEY)" in result.stderr
+
+
+def serve_on(data_dir, port: int) -> FleetlogProcess:
+    """`fleetlog serve` on this port, ready."""
+    server = Server(data_dir)
+    server.port, server.url = port, f"http://127.0.0.1:{port}"
+    server.args[server.args.index("--port") + 1] = str(port)
+    server.start()
+    server.wait_ready()
+    return server
+
+
+def tails_open(http: httpx.Client) -> bool:
+    return "fleetlog_tails 1.0" in http.get("/metrics").text
+
+
+def wait_until_true(condition, *, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def send(http: httpx.Client, word: str) -> None:
+    batch = {
+        "logs": [make_log(device_id=d, message=f"{word} from {d}") for d in ("cam-0", "cam-1")]
+    }
+    assert http.post("/api/logs/batch", json=batch).status_code == 200
+
+
+class TestTailAgainstFleetlogServe:
+    def test_follows_new_logs_and_misses_none_across_a_server_restart(self, tmp_path):
+        data_dir = tmp_path / "data"
+        settings = secure_settings(data_dir)
+        ingest = asyncio.run(add_key(settings, "cams", Scope.INGEST))
+        read = asyncio.run(add_key(settings, "reader", Scope.READ))
+        port = free_port()
+        server = serve_on(data_dir, port)
+        tail = subprocess.Popen(
+            [sys.executable, "-m", "fleetlog", "tail", "device:cam-1", "--url", server.url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "FLEETLOG_API_KEY": read},
+        )
+        assert tail.stdout is not None
+        try:
+            with httpx.Client(base_url=server.url, headers=bearer(ingest)) as http:
+                wait_until_true(lambda: tails_open(http), what="the tail to connect")
+                send(http, "first")
+                assert json.loads(tail.stdout.readline())["message"] == "first from cam-1"
+                server.stop()
+                server = serve_on(data_dir, port)
+                # Sent before or after the tail is back: either way it must be shown.
+                send(http, "second")
+                assert json.loads(tail.stdout.readline())["message"] == "second from cam-1"
+        finally:
+            tail.send_signal(signal.SIGINT)
+            _, errors = tail.communicate(timeout=30)
+            server.stop()
+        assert tail.returncode == 130
+        assert "reconnecting in" in errors.decode()
+        assert "Traceback" not in errors.decode()

@@ -127,6 +127,13 @@ class Settings(BaseSettings):
         default_factory=list
     )
 
+    # Live tail (docs/tail.md): open tails per process, the newest logs a process keeps for
+    # tails that fall behind, the comment that keeps an idle one open, the embedded poll.
+    max_tails: PositiveInt = 64
+    tail_buffer: PositiveInt = 1000
+    tail_heartbeat: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(seconds=15)
+    tail_poll_interval: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(milliseconds=200)
+
     @field_validator("database_replica_urls", mode="before")
     @classmethod
     def split_urls(cls, value: object) -> object:

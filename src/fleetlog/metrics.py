@@ -129,6 +129,17 @@ CONNECTIONS_CLOSED = Counter(
     ["reason"],
 )
 
+TAILS = Gauge(
+    "fleetlog_tails",
+    "Live tails open now (summed over the server processes).",
+    multiprocess_mode="livesum",
+)
+TAIL_DROPPED = Counter(
+    "fleetlog_tail_dropped_total",
+    "Logs a live tail's query matched that its client never got: it fell behind the window "
+    "of newest logs (FLEETLOG_TAIL_BUFFER).",
+)
+
 
 def exposition() -> bytes:
     """The text exposition; summed over all processes when several serve the same port."""

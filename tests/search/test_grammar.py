@@ -39,6 +39,8 @@ class TestForms:
         assert parse("press*") == Prefix("press")
         assert parse("cam-7") == Phrase(("cam", "7"))
         assert parse('"say \\"hi\\" now"') == Phrase(("say", "hi", "now"))
+        assert parse('"a b" NOT ("a b")') == And((Phrase(("a", "b")), Not(Phrase(("a", "b")))))
+        assert parse('message~"x\\\\" y') == And((Regex("x\\\\"), Word("y")))
 
     def test_negation(self):
         assert parse("-pump") == Not(Word("pump"))

@@ -19,6 +19,10 @@ from fleetlog.redis_client import connect
 from fleetlog.store.engine import create_replica_engines, create_store_engine
 from fleetlog.store.logs import LogStore
 from fleetlog.store.sqlite_writer import SqliteWriter
+from fleetlog.tail.events import Source
+from fleetlog.tail.hub import TailHub
+from fleetlog.tail.store import StoreSource
+from fleetlog.tail.streams import StreamSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +32,7 @@ class Services:
     queue: Queue
     ingest: Ingest
     query: LogQuery
+    tail: TailHub
 
     async def checks(self) -> dict[str, bool]:
         """Whether each part answers, named as the reference names them where it has them."""
@@ -61,6 +66,21 @@ def choose_queue(settings: Settings, redis: Redis | None) -> Queue:
     )
 
 
+def open_tail(settings: Settings, store: LogStore, redis: Redis | None) -> TailHub:
+    """The live tail: XREAD on the shard streams, or a poll of the embedded store."""
+    source: Source = StoreSource(store.engine, interval=settings.tail_poll_interval.total_seconds())
+    if redis is not None:
+        keys = Keys(settings.redis_namespace)
+        source = StreamSource(redis, keys=keys, shards=settings.stream_shards)
+    return TailHub(
+        source,
+        max_tails=settings.max_tails,
+        buffer=settings.tail_buffer,
+        heartbeat=settings.tail_heartbeat.total_seconds(),
+        retry_after=settings.retry_after.total_seconds(),
+    )
+
+
 def pipeline_redis(settings: Settings) -> Redis | None:
     """The Redis client of the pipeline (queue and query cache); None when embedded."""
     if settings.embedded:
@@ -76,6 +96,7 @@ async def open_services(settings: Settings, *, secret: str) -> AsyncIterator[Ser
     redis = pipeline_redis(settings)
     store = LogStore(create_store_engine(settings), replicas=create_replica_engines(settings))
     queue = choose_queue(settings, redis)
+    tail = open_tail(settings, store, redis)
     cache = None
     cache_redis = None
     if redis is not None:
@@ -105,8 +126,10 @@ async def open_services(settings: Settings, *, secret: str) -> AsyncIterator[Ser
                 query_timeout=settings.query_timeout,
                 cache=cache,
             ),
+            tail=tail,
         )
     finally:
+        await tail.close()
         # The queue owns the Redis client it shares with the cache, and closes it.
         await queue.close()
         if cache_redis is not None:
