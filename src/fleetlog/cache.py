@@ -1,15 +1,17 @@
 """The query cache in Redis: answers tagged with what the worker bumps, so stale ones retire.
 
-The worker INCRs a device's version key right after it committed that device's logs, and the
-retention generation right after retention dropped logs; both keys live in the pipeline's
-Redis, which never evicts. An answer is cached under its own key, tagged with the generation
-and version read before the database was, and served only while that tag is still the current
-one. So once the worker's INCR has run, no cached answer hides a stored log or shows a dropped
-one. While Redis takes writes, that is one Redis round trip after the COMMIT (or DROP). A Redis
-at maxmemory refuses the INCR (but not the XACK that frees it): the worker acknowledges all the
-same and retries the INCR until Redis takes it; if it stops meanwhile, the next worker to start
-retires every answer (one INCR of the generation, retried too). Then the bound is until Redis
-takes an INCR again and a worker runs, and at most the answers' TTL.
+The worker INCRs a device's version key and the version key of each event day (UTC) right
+after it committed logs of that device or day, and the retention generation right after
+retention dropped logs; these keys live in the pipeline's Redis, which never evicts. An answer
+is cached under its own key, tagged with the generation and the versions it depends on (a
+device's first pages: its version; a search page of a closed time range: the versions of the
+days the range covers) read before the database was, and served only while that tag is still
+the current one. So once the worker's INCR has run, no cached answer hides a stored log or
+shows a dropped one. While Redis takes writes, that is one Redis round trip after the COMMIT
+(or DROP). A Redis at maxmemory refuses the INCR (but not the XACK that frees it): the worker
+acknowledges all the same and retries the INCR until Redis takes it; if it stops meanwhile,
+the next worker to start retires every answer (one INCR of the generation, retried too). Then
+the bound is until Redis takes an INCR again and a worker runs, and at most the answers' TTL.
 
 Answers are kept in the cache Redis (FLEETLOG_CACHE_REDIS_URL) if there is one, which may
 evict as it likes (e.g. allkeys-lru). Else they share the pipeline's `noeviction` Redis with
@@ -24,6 +26,7 @@ A cache that fails is a miss (counted in /metrics), never an error for the clien
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import cast
 
@@ -93,32 +96,46 @@ class QueryCache:
 
     async def device_logs(self, device_id: str, limit: int) -> tuple[bytes, bytes | None]:
         """The tag of the device's current answers, and its answer cached for `limit`, if any."""
-        try:
-            tag, entry = await asyncio.gather(
-                self._tag(device_id), self.answers.get(self.keys.cache_answer(device_id, limit))
-            )
-        except RedisError as exc:
-            self._failed("logs", exc)
-            return b"", None
-        stored_tag, _, answer = cast(bytes, entry or b"").partition(b"\n")
-        hit = bool(answer) and stored_tag == tag
-        CACHE_REQUESTS.labels("logs", "hit" if hit else "miss").inc()
-        return tag, answer if hit else None
+        key = self.keys.cache_answer(device_id, limit)
+        return await self._tagged("logs", key, [self.keys.cache_version(device_id)])
 
     async def keep_device_logs(
         self, device_id: str, limit: int, *, tag: bytes, answer: bytes
     ) -> None:
         """Keep `answer`, read from the database after `tag` was: bounded, see the module."""
+        await self._keep("logs", self.keys.cache_answer(device_id, limit), tag=tag, answer=answer)
+
+    async def search_page(self, digest: str, days: Sequence[str]) -> tuple[bytes, bytes | None]:
+        """The tag of a search page over event `days`, and the page if it is cached."""
+        versions = [self.keys.cache_day_version(day) for day in days]
+        return await self._tagged("search", self.keys.cache_search(digest), versions)
+
+    async def keep_search_page(self, digest: str, *, tag: bytes, answer: bytes) -> None:
+        await self._keep("search", self.keys.cache_search(digest), tag=tag, answer=answer)
+
+    async def _tagged(
+        self, cache: str, key: str, versions: Sequence[str]
+    ) -> tuple[bytes, bytes | None]:
+        """The current tag of `versions`, and the answer kept under `key` if its tag is it."""
+        try:
+            tag, entry = await asyncio.gather(self._tag(versions), self.answers.get(key))
+        except RedisError as exc:
+            self._failed(cache, exc)
+            return b"", None
+        stored_tag, _, answer = cast(bytes, entry or b"").partition(b"\n")
+        hit = bool(answer) and stored_tag == tag
+        CACHE_REQUESTS.labels(cache, "hit" if hit else "miss").inc()
+        return tag, answer if hit else None
+
+    async def _keep(self, cache: str, key: str, *, tag: bytes, answer: bytes) -> None:
         if not tag or not self.keeps(len(answer)):
             return
         try:
             if self.shared and not await self._room_for(len(answer)):
                 return
-            await self.answers.set(
-                self.keys.cache_answer(device_id, limit), tag + b"\n" + answer, ex=self.answers_ttl
-            )
+            await self.answers.set(key, tag + b"\n" + answer, ex=self.answers_ttl)
         except RedisError as exc:
-            self._failed("logs", exc)
+            self._failed(cache, exc)
 
     async def stats(self) -> bytes | None:
         try:
@@ -137,13 +154,14 @@ class QueryCache:
         except RedisError as exc:
             self._failed("stats", exc)
 
-    async def _tag(self, device_id: str) -> bytes:
-        """`<generation>.<version>`: what cached answers of the device must be tagged with."""
+    async def _tag(self, versions: Sequence[str]) -> bytes:
+        """`<generation>.<version>…`: what answers read now must be tagged with."""
         async with self.counters.pipeline(transaction=False) as pipe:
             pipe.get(self.keys.cache_generation())
-            pipe.get(self.keys.cache_version(device_id))
-            generation, version = await pipe.execute()
-        return (generation or b"0") + b"." + (version or b"0")
+            for version in versions:
+                pipe.get(version)
+            values = await pipe.execute()
+        return b".".join(value or b"0" for value in values)
 
     async def _room_for(self, size: int) -> bool:
         """Whether the pipeline's Redis has room for `size` more bytes of answers; counts them."""

@@ -13,13 +13,18 @@ counters together stay valid on a Redis Cluster. With the default namespace `fle
 |                              |         | `n`, `b` (the original entry); never trimmed            |
 | `fleetlog:{d:<dev>}:ver`     | string  | the device's version: INCR after its logs were committed|
 |                              |         | (see `cache.py`)                                        |
+| `fleetlog:{day:<date>}:ver`  | string  | the version of an event day (YYYY-MM-DD, UTC): INCR     |
+|                              |         | after logs of that day were committed                   |
 | `fleetlog:cache:gen`         | string  | the retention generation: INCR after retention dropped  |
 |                              |         | logs                                                    |
 | `fleetlog:{d:<dev>}:ans:<n>` | string  | the cached first page of GET /api/logs/<dev> for limit  |
 |                              |         | n, `<gen>.<version>\n<page>`; TTL. In the cache Redis   |
-|                              |         | when there is one, as are the two keys below            |
+|                              |         | when there is one, as are the answers' byte counts,     |
+|                              |         | the stats and the search pages below                    |
 | `fleetlog:{cache}:bytes:<w>` | string  | bytes of answers kept in TTL window w (shared Redis)    |
 | `fleetlog:cache:stats`       | string  | the cached answer of GET /api/stats, with its TTL       |
+| `fleetlog:cache:q:<digest>`  | string  | a cached search page of a closed time range,            |
+|                              |         | `<gen>.<day versions>\n<page>`; TTL                     |
 | `fleetlog:rl:<subject>`      | string  | GCRA rate-limit state of `key:<id>`, `user:<id>` or     |
 |                              |         | `address:<ip>`: its TAT in µs; expires when idle        |
 | group `fleetlog-workers`     | group   | the consumer group reading every shard's stream         |
@@ -47,6 +52,12 @@ class Keys:
 
     def cache_version(self, device_id: str) -> str:
         return f"{self.namespace}:{{d:{device_id}}}:ver"
+
+    def cache_day_version(self, day: str) -> str:
+        return f"{self.namespace}:{{day:{day}}}:ver"
+
+    def cache_search(self, digest: str) -> str:
+        return f"{self.namespace}:cache:q:{digest}"
 
     def cache_generation(self) -> str:
         return f"{self.namespace}:cache:gen"

@@ -29,7 +29,7 @@ from fleetlog.event_time import FIRST, LAST
 from fleetlog.records import EPOCH, MICROSECOND, Stats, epoch_us
 from fleetlog.search.grammar import parse
 from fleetlog.search.plan import Device, conjoin
-from fleetlog.search.times import time_range
+from fleetlog.search.times import closed_days, time_range
 from fleetlog.store.logs import LogStore, Position, Selection, StoredLog, of_device
 
 CACHED_LIMITS = (10, 100, 250, 500, 1000)
@@ -212,6 +212,11 @@ class Search:
         order = "asc" if self.ascending else "desc"
         return "\x00".join(("search", self.q or "", self.since or "", self.until or "", order))
 
+    def digest(self, *, limit: int, cursor: str | None, device_prefix: str | None) -> str:
+        """What names one page of it in the cache."""
+        page = "\x00".join((self.context, str(limit), cursor or "", device_prefix or "\x00"))
+        return hashlib.blake2b(page.encode(), digest_size=16).hexdigest()
+
 
 class LogQuery:
     def __init__(
@@ -269,7 +274,21 @@ class LogQuery:
             ascending=search.ascending,
             timeout=self.query_timeout,
         )
-        page = await self._read(search.context, selection, limit=limit, after=after)
+        days = None if self.cache is None else closed_days(search.since, search.until)
+        if self.cache is None or days is None:
+            page = await self._read(search.context, selection, limit=limit, after=after)
+        else:
+            digest = search.digest(limit=limit, cursor=cursor, device_prefix=device_prefix)
+            tag, answer = await self.cache.search_page(digest, days)
+            if answer is not None:
+                page = Page.decoded(search.context, self.cursors, answer)
+            else:
+                # Kept until one of its days gets a log: read from the primary, as `latest`.
+                page = await self._read(
+                    search.context, selection, limit=limit, after=after, replicas=False
+                )
+                if self.cache.keeps(page.size):
+                    await self.cache.keep_search_page(digest, tag=tag, answer=page.encoded())
         page.took_ms = round((time.perf_counter() - started) * 1000)
         return page
 

@@ -209,3 +209,39 @@ async def test_answers_cached_before_a_worker_starts_are_not_served_after_it_sta
             return await messages(http, "cam") == ("database", ["committed, never retired"])
 
         await wait_for(served, what="the answer cached before the worker started retired")
+
+
+async def test_a_closed_range_search_is_cached_until_a_log_of_its_days_is_stored(
+    http, pipeline, pipeline_app
+):
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).replace(hour=10, minute=0)
+    window = {
+        "q": "valve",
+        "since": yesterday.replace(hour=0).isoformat(),
+        "until": (yesterday.replace(hour=0) + timedelta(days=1)).isoformat(),
+    }
+
+    async def found() -> list[str]:
+        body = (await http.get("/api/logs", params=window)).json()
+        return [log["message"] for log in body["data"]]
+
+    def hits() -> float:
+        return sample("fleetlog_cache_requests_total", cache="search", outcome="hit")
+
+    async with running_worker(pipeline):
+        await post(http, device_id="cam", message="valve one", timestamp=yesterday.isoformat())
+        await wait_for(stored_and_acknowledged(pipeline_app), what="the first log stored")
+        before = hits()
+        assert await found() == ["valve one"]
+        assert await found() == ["valve one"]
+        assert hits() == before + 1
+
+        later = (yesterday + timedelta(hours=1)).isoformat()
+        await post(http, device_id="other", message="valve two", timestamp=later)
+        await wait_for(stored_and_acknowledged(pipeline_app), what="the second log stored")
+        assert await found() == ["valve two", "valve one"]
+
+        await post(http, device_id="cam", message="valve today")
+        await wait_for(stored_and_acknowledged(pipeline_app), what="today's log stored")
+        assert await found() == ["valve two", "valve one"]
+        assert hits() == before + 2

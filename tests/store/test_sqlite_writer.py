@@ -42,3 +42,13 @@ async def test_a_part_that_fails_stores_nothing_of_the_group(settings, store):
     assert await writer.insert_batch(records(2)) == [1, 2]
     await writer.close()
     assert len((await store.latest("d1", limit=100)).logs) == 2
+
+
+async def test_a_group_that_fails_counts_nothing(settings, store):
+    writer = SqliteWriter(settings.sqlite_path, synchronous="FULL", max_statement_bytes=1000)
+    with pytest.raises(StoreUnavailable):
+        await writer.insert_batch(records(30) + records(1, level=None))
+    await writer.insert_batch(records(2))
+    await writer.close()
+    counts = await store.counts()
+    assert (counts.total, counts.by_level, counts.recent_devices) == (2, {"INFO": 2}, ["d1"])

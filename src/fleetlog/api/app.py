@@ -12,7 +12,7 @@ from fleetlog.api.fastpath import FastPath
 from fleetlog.api.limits import BodyBudget, RequestLimits
 from fleetlog.api.middleware import MetricsMiddleware
 from fleetlog.api.openapi import install_openapi
-from fleetlog.api.routes import admin, auth, ingest, query, search, system, tail
+from fleetlog.api.routes import admin, auth, counts, ingest, query, search, system, tail
 from fleetlog.api.security import jwt_secret, open_gatekeeper
 from fleetlog.api.services import open_services
 from fleetlog.config import Settings
@@ -47,7 +47,11 @@ def create_app(settings: Settings) -> FastAPI:
         # every request.
         telemetry={"tracing": settings.otel_tracing, "metrics": False, "logs": False},
         responses=documented(
-            {400: "The body cannot be parsed", 422: "A parameter or field breaks its rule"}
+            {
+                400: "The body cannot be parsed",
+                414: "The URL is longer than the bound on its bytes",
+                422: "A parameter or field breaks its rule",
+            }
         ),
     )
     add_exception_handlers(app)
@@ -66,7 +70,8 @@ def create_app(settings: Settings) -> FastAPI:
         ),
     )
     app.add_middleware(MetricsMiddleware)
-    for module in (ingest, search, query, system, auth, admin, tail):
+    # `counts` first: /api/logs/{device_id} of `query` would take /api/logs/count.
+    for module in (ingest, counts, search, query, system, auth, admin, tail):
         app.include_router(module.router)
     install_openapi(app, [LogIn, LogBatchIn])
     return app

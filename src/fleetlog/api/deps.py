@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 
 from fleetlog.api.services import Services
 from fleetlog.config import Settings
+from fleetlog.counts import CountQuery
 from fleetlog.ingest import Ingest
 from fleetlog.query import LogQuery
 
@@ -27,7 +28,12 @@ async def get_query(request: Request) -> LogQuery:
     return (await get_services(request)).query
 
 
+async def get_counts(request: Request) -> CountQuery:
+    return (await get_services(request)).counts
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 IngestDep = Annotated[Ingest, Depends(get_ingest)]
 QueryDep = Annotated[LogQuery, Depends(get_query)]
+CountsDep = Annotated[CountQuery, Depends(get_counts)]

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from fleetlog.cache import QueryCache
 from fleetlog.config import Settings
+from fleetlog.counts import CountQuery
 from fleetlog.errors import Misconfigured
 from fleetlog.ingest import Ingest, event_window
 from fleetlog.keys import Keys
@@ -18,6 +19,7 @@ from fleetlog.queue.redis_streams import RedisStreamQueue
 from fleetlog.redis_client import connect
 from fleetlog.store.engine import create_replica_engines, create_store_engine
 from fleetlog.store.logs import LogStore
+from fleetlog.store.rollups import RollupStore
 from fleetlog.store.sqlite_writer import SqliteWriter
 from fleetlog.tail.events import Source
 from fleetlog.tail.hub import TailHub
@@ -32,6 +34,7 @@ class Services:
     queue: Queue
     ingest: Ingest
     query: LogQuery
+    counts: CountQuery
     tail: TailHub
 
     async def checks(self) -> dict[str, bool]:
@@ -126,6 +129,7 @@ async def open_services(settings: Settings, *, secret: str) -> AsyncIterator[Ser
                 query_timeout=settings.query_timeout,
                 cache=cache,
             ),
+            counts=CountQuery(RollupStore(store.reads), query_timeout=settings.query_timeout),
             tail=tail,
         )
     finally:

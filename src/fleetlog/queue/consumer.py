@@ -207,6 +207,14 @@ class StreamConsumer:
                     pipe.incr(self.keys.cache_version(device_id))
                 await pipe.execute()
 
+    async def bump_day_versions(self, days: Iterable[str]) -> None:
+        """INCR each event day's cache version key: search pages of those days are stale."""
+        with translated("bump day versions"):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for day in days:
+                    pipe.incr(self.keys.cache_day_version(day))
+                await pipe.execute()
+
     async def bump_cache_generation(self) -> None:
         """INCR the retention generation: every answer cached before is stale now."""
         with translated("bump the cache generation"):

@@ -46,6 +46,27 @@ def invalid_time(name: str, value: str) -> InvalidParameter:
     return InvalidParameter(f"{name} is not a time: {value[:64]!r}", detail=[problem])
 
 
+def is_relative(value: str) -> bool:
+    """Whether `value` is a span before now, which moves with the clock."""
+    return RELATIVE.fullmatch(value.strip()) is not None
+
+
+def closed_days(
+    since: str | None, until: str | None, *, now: datetime | None = None, max_days: int = 31
+) -> list[str] | None:
+    """The event days (UTC, YYYY-MM-DD) of a closed range: both ends written as times (not
+    spans before now), ending in the past, over at most `max_days` days. None otherwise."""
+    if since is None or until is None or is_relative(since) or is_relative(until):
+        return None
+    now = now or datetime.now(UTC)
+    start = parse_time(since, name="since", now=now)
+    end = parse_time(until, name="until", now=now)
+    if not start < end <= now or (end - start).days >= max_days:
+        return None
+    last = (end - timedelta(microseconds=1)).date()
+    return [str(start.date() + timedelta(days=n)) for n in range((last - start.date()).days + 1)]
+
+
 def time_range(
     since: str | None, until: str | None, *, now: datetime | None = None
 ) -> tuple[datetime | None, datetime | None]:

@@ -29,7 +29,7 @@ from fleetlog.search import sql
 from fleetlog.search.plan import TEXT, Device, Node, holds
 from fleetlog.store.engine import Deadline
 from fleetlog.store.replicas import ReadEngines
-from fleetlog.store.tables import logs
+from fleetlog.store.tables import devices, level_counts, logs
 from fleetlog.store.words import walk_preferred
 
 RECENT_DEVICES = 10
@@ -318,18 +318,18 @@ class LogStore:
             after, chunk = rows[-1].position, chunk * CHUNK_GROWTH
 
     async def counts(self) -> Counts:
-        """Total logs, logs by level, and the devices heard from most recently."""
-        by_level_query = select(logs.c.log_level, func.count()).group_by(logs.c.log_level)
-        last_seen = func.max(logs.c.received_at)
+        """Total logs, logs by level, and the devices heard from most recently: from the
+        rollups (migration 0005), never a count over the logs."""
+        count = level_counts.c["count"]
+        by_level_query = select(level_counts.c.log_level, func.sum(count))
+        by_level_query = by_level_query.group_by(level_counts.c.log_level)
         recent_query = (
-            select(logs.c.device_id)
-            .group_by(logs.c.device_id)
-            .order_by(last_seen.desc())
-            .limit(RECENT_DEVICES)
+            select(devices.c.device_id).order_by(devices.c.last_seen.desc()).limit(RECENT_DEVICES)
         )
 
         async def read(conn: AsyncConnection) -> Counts:
-            by_level: dict[str, int] = dict((await conn.execute(by_level_query)).all())
+            rows = (await conn.execute(by_level_query)).all()
+            by_level = {level: int(total) for level, total in rows}
             recent = list((await conn.execute(recent_query)).scalars())
             return Counts(total=sum(by_level.values()), by_level=by_level, recent_devices=recent)
 

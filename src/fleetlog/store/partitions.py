@@ -66,13 +66,17 @@ async def create_partition(conn: asyncpg.Connection, day: date) -> str:
 
 
 async def drop_before(conn: asyncpg.Connection, cutoff: date) -> tuple[list[str], int]:
-    """Drop the partitions of days before `cutoff`, and the default partition's older rows."""
+    """Drop the partitions of days before `cutoff`, the default partition's older rows, and
+    their counts."""
     dropped = []
     for day, name in sorted((await partition_days(conn)).items()):
         if day < cutoff:
             await conn.execute(f"DROP TABLE {name}")
             dropped.append(name)
     status = await conn.execute("DELETE FROM logs_default WHERE created_at < $1", day_start(cutoff))
+    # The rollups (migration 0005) count only the logs that are kept.
+    for rollup in ("log_counts", "level_counts"):
+        await conn.execute(f"DELETE FROM {rollup} WHERE bucket < $1", day_start(cutoff))
     return dropped, int(status.split()[-1])
 
 

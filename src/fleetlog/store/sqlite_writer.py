@@ -1,9 +1,10 @@
 """SqliteWriter: the embedded store's one writer, a group of logs per durable commit.
 
 A whole group goes to SQLite as one JSON parameter of one `INSERT … SELECT FROM json_each(?)`
-statement, in autocommit, on a connection owned by one thread (a group past 64 MiB goes as
-several statements in one transaction). One statement means SQLite runs the insert and the
-commit's fsync without taking Python's GIL back row by row: under load a row-by-row
+statement, on a connection owned by one thread (a group past 64 MiB goes as several
+statements). In the same transaction, one statement per rollup table (migration 0005) adds
+the group's counts, read back from the rows just inserted. Each statement does a whole
+group's work without taking Python's GIL back row by row: under load a row-by-row
 `executemany` waited for the GIL at every row and took three times as long.
 """
 
@@ -39,6 +40,32 @@ SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(va
        json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]')
 FROM json_each(?)
 """
+# The rollups of the logs with ids past `?`: the group just inserted. A time's minute starts
+# with its first 17 characters, as the SQLite dialect writes it ('YYYY-MM-DD HH:MM:SS.ffffff').
+# NOT INDEXED keeps SQLite on the rowid range: for GROUP BY device_id it would rather walk the
+# whole device index in order (~10 µs a log at 100k logs, and growing with the table).
+ROLLUPS = (
+    """
+    INSERT INTO log_counts (device_id, bucket, log_level, count)
+    SELECT device_id, substr(created_at, 1, 17) || '00.000000', log_level, count(*)
+    FROM logs NOT INDEXED WHERE id > ? GROUP BY 1, 2, 3
+    ON CONFLICT (device_id, bucket, log_level) DO UPDATE SET count = count + excluded.count
+    """,
+    """
+    INSERT INTO level_counts (bucket, log_level, count)
+    SELECT substr(created_at, 1, 17) || '00.000000', log_level, count(*)
+    FROM logs NOT INDEXED WHERE id > ? GROUP BY 1, 2
+    ON CONFLICT (bucket, log_level) DO UPDATE SET count = count + excluded.count
+    """,
+    """
+    INSERT INTO devices (device_id, first_seen, last_seen)
+    SELECT device_id, min(received_at), max(received_at)
+    FROM logs NOT INDEXED WHERE id > ? GROUP BY 1
+    ON CONFLICT (device_id) DO UPDATE SET
+        first_seen = min(first_seen, excluded.first_seen),
+        last_seen = max(last_seen, excluded.last_seen)
+    """,
+)
 
 SYNCHRONOUS_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
@@ -88,42 +115,41 @@ class SqliteWriter:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
-            last = await loop.run_in_executor(self._thread, self._insert, chunks)
+            last = await loop.run_in_executor(self._thread, self._insert, chunks, len(records))
         except sqlite3.Error as exc:
             log.warning("insert of %d logs failed: %s", len(records), exc)
             unavailable = StoreUnavailable("the log store cannot commit", retry_after=RETRY_AFTER_S)
             raise unavailable from exc
         STORE_COMMIT_SECONDS.observe(time.perf_counter() - started)
         STORE_COMMIT_ROWS.observe(len(records))
-        # One transaction holds SQLite's only write lock, so its rowids are consecutive.
         return list(range(last - len(records) + 1, last + 1))
 
-    def _insert(self, chunks: list[bytes]) -> int:
+    def _insert(self, chunks: list[bytes], rows: int) -> int:
         db = self._connection()
         # Server processes take turns through a file lock: a waiter wakes the moment the lock
         # is free, where SQLite's own busy handler would sleep up to 100 ms between tries.
         fcntl.flock(self._turns, fcntl.LOCK_EX)
         try:
-            if len(chunks) == 1:
-                db.execute(INSERT, (chunks[0].decode(),))
-            else:
-                self._insert_in_parts(db, chunks)
-            last: int = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            return self._commit(db, chunks, rows)
         finally:
             fcntl.flock(self._turns, fcntl.LOCK_UN)
-        return last
 
     @staticmethod
-    def _insert_in_parts(db: sqlite3.Connection, chunks: list[bytes]) -> None:
-        """A group too large for one statement: one statement per part, in one transaction."""
+    def _commit(db: sqlite3.Connection, chunks: list[bytes], rows: int) -> int:
+        """The group's logs and their rollups in one transaction; the last log's id."""
         db.execute("BEGIN IMMEDIATE")
         try:
             for chunk in chunks:
                 db.execute(INSERT, (chunk.decode(),))
+            last: int = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            # The transaction holds SQLite's only write lock, so its rowids are consecutive.
+            for statement in ROLLUPS:
+                db.execute(statement, (last - rows,))
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        return last
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -87,4 +88,40 @@ sessions = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Index("ix_sessions_user_id", "user_id"),
     Index("ix_sessions_expires_at", "expires_at"),
+)
+
+# Rollups (migration 0005), kept by the writers in the same transaction as the logs. `bucket` is
+# the start of the minute of the logs' event time.
+log_counts = Table(
+    "log_counts",
+    metadata,
+    Column("device_id", String(128), nullable=False),
+    Column("bucket", DateTime(timezone=True), nullable=False),
+    Column("log_level", String(10), nullable=False),
+    Column("count", BigInteger(), nullable=False),
+    PrimaryKeyConstraint("device_id", "bucket", "log_level"),
+    Index("ix_log_counts_bucket", "bucket", postgresql_using="brin"),
+    sqlite_with_rowid=False,
+)
+
+# The same without the device: fleet-wide counts read one row per minute and level.
+level_counts = Table(
+    "level_counts",
+    metadata,
+    Column("bucket", DateTime(timezone=True), nullable=False),
+    Column("log_level", String(10), nullable=False),
+    Column("count", BigInteger(), nullable=False),
+    PrimaryKeyConstraint("bucket", "log_level"),
+    sqlite_with_rowid=False,
+)
+
+# Every device ever heard from, by receive time. On PostgreSQL `last_seen` moves only when it
+# moves on by over a second (store/bulk.py).
+devices = Table(
+    "devices",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    sqlite_with_rowid=False,
 )

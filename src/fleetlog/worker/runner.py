@@ -56,27 +56,33 @@ MIN_STATEMENT_S = 0.5
 
 @dataclass(slots=True)
 class Stored:
-    """The entries of a batch that got committed, and the devices whose cached answers they
-    make stale."""
+    """The entries of a batch that got committed, and the devices and event days (UTC,
+    YYYY-MM-DD) whose cached answers they make stale."""
 
     entries: list[StreamEntry] = field(default_factory=list)
     devices: set[str] = field(default_factory=set)
+    days: set[str] = field(default_factory=set)
 
     def __add__(self, other: "Stored") -> "Stored":
-        return Stored(self.entries + other.entries, self.devices | other.devices)
+        return Stored(
+            self.entries + other.entries, self.devices | other.devices, self.days | other.days
+        )
 
 
 def packed(entry: StreamEntry) -> Packed:
     return Packed.of(entry.shard, entry.id, entry.payload)
 
 
-def devices_of(entries: Sequence[StreamEntry]) -> set[str]:
-    """Every device the entries name (decoded here: only for the rare redelivered batch)."""
-    devices: set[str] = set()
+def named_in(entries: Sequence[StreamEntry]) -> Stored:
+    """The entries, with every device and event day they name (decoded here: only for the
+    rare redelivered batch)."""
+    stored = Stored(list(entries))
     for entry in entries:
         with contextlib.suppress(UndecodableRecords):
-            devices.update(record.device_id for record in decode_records(entry.payload))
-    return devices
+            for record in decode_records(entry.payload):
+                stored.devices.add(record.device_id)
+                stored.days.add(record.ts.date().isoformat())
+    return stored
 
 
 class Backoff:
@@ -127,8 +133,9 @@ class Worker:
         self.backoff_limit = settings.worker_backoff_max.total_seconds()
         self.claim_idle_ms = max(1, int(settings.claim_idle.total_seconds() * 1000))
         self._stopping = asyncio.Event()
-        # Devices whose cache versions a failed hook left unbumped (see `_finish`).
+        # Devices and days whose cache versions a failed hook left unbumped (see `_finish`).
         self._unbumped: set[str] = set()
+        self._unbumped_days: set[str] = set()
 
     def stop(self) -> None:
         """Finish the batches in hand (commit, acknowledge), then return from `run`."""
@@ -233,11 +240,11 @@ class Worker:
             LOGS_STORED.inc(written.rows)
             duplicates = sum(entry.logs for entry in batch) - written.rows
             if not duplicates:
-                return Stored(batch, written.devices)
+                return Stored(batch, written.devices, written.days)
             # Redelivered: the worker that stored these rows may have died before it retired
-            # their devices' cached answers.
+            # their devices' and days' cached answers.
             LOGS_DUPLICATE.inc(duplicates)
-            return Stored(batch, written.devices | devices_of(batch))
+            return Stored([], written.devices, written.days) + named_in(batch)
 
     async def _hold_through_pause(
         self, batch: list[StreamEntry], seconds: float
@@ -289,12 +296,16 @@ class Worker:
         let it drain; meanwhile their cached answers may be stale, never past their TTL.
         """
         devices = stored.devices | self._unbumped
+        days = stored.days | self._unbumped_days
         try:
             await self.on_stored(devices)
             self._unbumped -= devices
+            await self.consumer.bump_day_versions(days)
+            self._unbumped_days -= days
         except StoreUnavailable:
             WORKER_RETRIES.labels("redis").inc()
             self._unbumped |= devices
+            self._unbumped_days |= days
         backoff = Backoff(self.backoff_limit)
         while True:
             try:
