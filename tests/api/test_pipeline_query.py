@@ -214,11 +214,12 @@ async def test_answers_cached_before_a_worker_starts_are_not_served_after_it_sta
 async def test_a_closed_range_search_is_cached_until_a_log_of_its_days_is_stored(
     http, pipeline, pipeline_app
 ):
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).replace(hour=10, minute=0)
+    day = (datetime.now(UTC) - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = day.replace(hour=10)
     window = {
         "q": "valve",
-        "since": yesterday.replace(hour=0).isoformat(),
-        "until": (yesterday.replace(hour=0) + timedelta(days=1)).isoformat(),
+        "since": day.isoformat(),
+        "until": (day + timedelta(days=1)).isoformat(),
     }
 
     async def found() -> list[str]:

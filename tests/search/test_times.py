@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fleetlog.errors import InvalidParameter
-from fleetlog.search.times import parse_time, time_range
+from fleetlog.search.times import closed_days, parse_time, time_range
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -43,3 +43,25 @@ def test_until_must_come_after_since():
         time_range("1h", "2h", now=NOW)
     assert refused.value.detail[0]["rule"] == "after_since"
     assert time_range(None, None, now=NOW) == (None, None)
+
+
+def test_closed_ranges_name_their_days():
+    assert closed_days("2026-11-28T00:00:00Z", "2026-11-29T00:00:00Z", now=NOW) == ["2026-11-28"]
+    assert closed_days("2026-11-28T23:00:00Z", "2026-11-29T01:00:00Z", now=NOW) == [
+        "2026-11-28",
+        "2026-11-29",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        ("1h", "2026-11-29T00:00:00Z"),
+        ("2026-11-28T00:00:00Z", "30m"),
+        ("2026-11-28T00:00:00Z", None),
+        ("2026-11-30T11:00:00Z", "2026-11-30T13:00:00Z"),
+        ("2026-10-01T00:00:00Z", "2026-11-29T00:00:00Z"),
+    ],
+)
+def test_open_moving_future_or_long_ranges_are_not_closed(since, until):
+    assert closed_days(since, until, now=NOW) is None

@@ -85,11 +85,17 @@ class TestWrite:
             await other.rollback()
             assert (await write).rows == 3
 
-    async def test_the_devices_of_the_new_rows_are_named(self, writer: BulkWriter) -> None:
-        batch = [packed(2, key="0-1-0", device_id="cam-7"), packed(1, key="0-1-1", device_id="x")]
-        assert (await writer.write(batch)).devices == {"cam-7", "x"}
+    async def test_the_devices_and_days_of_the_new_rows_are_named(self, writer: BulkWriter) -> None:
+        late = datetime(2026, 11, 28, 23, 59, tzinfo=UTC)
+        batch = [
+            packed(2, key="0-1-0", device_id="cam-7"),
+            packed(1, key="0-1-1", device_id="x", ts=late),
+        ]
+        first = await writer.write(batch)
+        assert first.devices == {"cam-7", "x"}
+        assert first.days == {datetime.now(UTC).date().isoformat(), "2026-11-28"}
         again = await writer.write(batch)
-        assert (again.rows, again.devices) == (0, set())
+        assert (again.rows, again.devices, again.days) == (0, set(), set())
 
     @pytest.mark.parametrize(
         "ts",

@@ -20,7 +20,7 @@ import logging
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
@@ -85,8 +85,8 @@ seen AS (
     WHERE excluded.last_seen > devices.last_seen + interval '1 second'
        OR excluded.first_seen < devices.first_seen
 )"""
-# The records of the staged entries new to the ledger as rows of `logs`; how many rows, and
-# their devices.
+# The records of the staged entries new to the ledger as rows of `logs`; how many rows, their
+# devices and their event days.
 EXPAND_STAGED = f"""
 WITH fresh AS (
     INSERT INTO stored_entries ({ENTRY})
@@ -116,7 +116,9 @@ new AS (
     RETURNING device_id, log_level, created_at, received_at
 ),
 {ROLLUPS}
-SELECT count(*), coalesce(array_agg(DISTINCT device_id), '{{}}') FROM new
+SELECT count(*), coalesce(array_agg(DISTINCT device_id), '{{}}'),
+       coalesce(array_agg(DISTINCT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')), '{{}}')
+FROM new
 """
 # At most FORGET_ROWS a call, so that a long history (the ledger filled by migration 0003)
 # goes in bounded steps.
@@ -166,10 +168,12 @@ class Packed(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """What a batch added: how many rows were new, and the devices those rows belong to."""
+    """What a batch added: how many rows were new, and the devices and event days (UTC,
+    YYYY-MM-DD) of those rows."""
 
     rows: int
     devices: set[str]
+    days: set[str] = field(default_factory=set)
 
 
 def to_jsonb(data: bytes) -> bytes:
@@ -229,7 +233,7 @@ class BulkWriter:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.copy_records_to_table(STAGING, records=batch, columns=Packed._fields)
-                rows, devices = await conn.fetchrow(EXPAND_STAGED)
+                rows, devices, days = await conn.fetchrow(EXPAND_STAGED)
         except ROW_ERRORS as exc:
             raise RejectedBatch(f"PostgreSQL refused the batch: {exc}") from exc
         except DOWN_ERRORS as exc:
@@ -237,7 +241,7 @@ class BulkWriter:
             raise StoreUnavailable("PostgreSQL cannot commit", retry_after=RETRY_AFTER_S) from exc
         STORE_COMMIT_SECONDS.observe(time.perf_counter() - started)
         STORE_COMMIT_ROWS.observe(rows)
-        return Written(rows=rows, devices=set(devices))
+        return Written(rows=rows, devices=set(devices), days=set(days))
 
     async def forget(self, shard: int, below: tuple[int, int], *, stored_before: timedelta) -> int:
         """Drop the ledger rows of `shard`'s entries with ids below `below` (ms, seq), entries
