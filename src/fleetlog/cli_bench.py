@@ -4,17 +4,21 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
+import httpx
 import typer
 from rich.console import Console
 
 from fleetlog.bench.loadgen import LoadError
-from fleetlog.bench.report import render
+from fleetlog.bench.query_bench import QueryOptions, render_query, run_query_bench
+from fleetlog.bench.report import Summary, render
 from fleetlog.bench.runner import BenchError, BenchOptions, run_bench
+from fleetlog.bench.seeding import SeedingError
 from fleetlog.bench.spawn import StackKind
-from fleetlog.bench.workload import WorkloadName
 from fleetlog.localstack import ServerError
+
+BenchWorkload = Literal["reference", "bulk", "query"]
 
 stderr = Console(stderr=True)
 stdout = Console()
@@ -22,7 +26,11 @@ stdout = Console()
 
 def bench(
     workload: Annotated[
-        WorkloadName, typer.Option(help="reference: 5 logs per request; bulk: 1,000, gzipped")
+        BenchWorkload,
+        typer.Option(
+            help="reference: 5 logs per request; bulk: 1,000, gzipped;"
+            " query: seed --logs logs, time searches and visibility"
+        ),
     ] = "reference",
     iterations: Annotated[
         int | None, typer.Option(help="Rounds of 100 logs per device (default 10, bulk 30)", min=1)
@@ -32,14 +40,18 @@ def bench(
     ] = None,
     rate: Annotated[
         float | None,
-        typer.Option(help="Open loop: offer this many logs/s, whatever happens", min=1.0),
+        typer.Option(
+            help="Open loop: offer this many logs/s, whatever happens"
+            " (query: the ingest beside the visibility probe, default 10,000)",
+            min=1.0,
+        ),
     ] = None,
     devices: Annotated[int | None, typer.Option(help="Devices (default 100)", min=1)] = None,
     batch: Annotated[
         int | None, typer.Option(help="Logs per request (default 5, bulk 1000)", min=1, max=1000)
     ] = None,
     concurrency: Annotated[
-        int | None, typer.Option(help="Connections (default 200, bulk 16)", min=1)
+        int | None, typer.Option(help="Connections (default 200, bulk 16, query 8)", min=1)
     ] = None,
     processes: Annotated[int, typer.Option(help="Load generator processes", min=1)] = 1,
     url: Annotated[str | None, typer.Option(help="Load this running server")] = None,
@@ -60,13 +72,19 @@ def bench(
     settle_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for accepted logs to be stored", min=0)
     ] = 60.0,
+    logs: Annotated[int, typer.Option(help="query: logs to seed", min=1000)] = 100_000,
+    runs: Annotated[int, typer.Option(help="query: measured runs of each query", min=1)] = 50,
+    markers: Annotated[int, typer.Option(help="query: visibility markers", min=1)] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary")] = False,
 ) -> None:
-    """Load a fleetlog server, then check every accepted log was stored exactly once."""
+    """Load a fleetlog server, then check every accepted log was stored exactly once; or, with
+    `--workload query`, seed it with a fleet's week and time searches."""
     if url is not None and spawn is not None:
         raise typer.BadParameter("give --url or --spawn, not both")
+    if workload == "query":
+        check_query_options(spawn, iterations, duration, devices, batch)
     options = BenchOptions(
-        workload=workload,
+        workload="reference" if workload == "query" else workload,
         iterations=iterations,
         duration=duration,
         rate=rate,
@@ -86,11 +104,40 @@ def bench(
     # A terminated bench unwinds normally, so the stack it started is stopped and removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
-        summary = run_bench(options, stderr)
-    except (BenchError, LoadError, ServerError) as exc:
+        if workload == "query":
+            query = QueryOptions(
+                logs=logs,
+                runs=runs,
+                markers=markers,
+                ingest_rate=rate or QueryOptions.ingest_rate,
+                connections=concurrency or QueryOptions.connections,
+            )
+            show_query(run_query_bench(options, query, stderr), as_json=as_json)
+        else:
+            show(run_bench(options, stderr), as_json=as_json)
+    except (BenchError, LoadError, ServerError, SeedingError, httpx.HTTPError) as exc:
         stderr.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
+
+
+def check_query_options(spawn: StackKind | None, *ingest_only: float | None) -> None:
+    if spawn == "bare":
+        raise typer.BadParameter("--workload query needs a fleetlog server, not the bare ceiling")
+    if any(value is not None for value in ingest_only):
+        raise typer.BadParameter(
+            "--workload query seeds --logs logs: no --iterations, --duration, --devices or --batch"
+        )
+
+
+def show(summary: Summary, *, as_json: bool) -> None:
     if as_json:
         stdout.out(json.dumps(summary.as_json()), highlight=False)
     else:
         render(summary, stdout)
+
+
+def show_query(summary: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        stdout.out(json.dumps(summary), highlight=False)
+    else:
+        render_query(summary, stdout)

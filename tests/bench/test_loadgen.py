@@ -10,9 +10,10 @@ from fleetlog.bench.workload import Workload
 WORKLOAD = Workload(name="reference", run="5c21b7ed", devices=4, batch=5, gzip=False)
 
 
-async def scripted_server(answer):
+async def scripted_server(answer, *, close_after=()):
     """A server that reads whole requests and answers `answer(n)` to the n-th: a status, or
-    None to drop the connection unanswered."""
+    None to drop the connection unanswered; it closes the connection after the answers to
+    the requests numbered in `close_after`."""
     received = 0
 
     async def handle(reader, writer):
@@ -27,6 +28,9 @@ async def scripted_server(answer):
                 if status is None:
                     return
                 writer.write(b"HTTP/1.1 %d X\r\ncontent-length: 2\r\n\r\n{}" % status)
+                if received - 1 in close_after:
+                    await writer.drain()
+                    return
         except asyncio.IncompleteReadError:
             return
         finally:
@@ -35,7 +39,7 @@ async def scripted_server(answer):
     return await asyncio.start_server(handle, "127.0.0.1", 0)
 
 
-async def drive(server, *, requests, connections, rate=None):
+async def drive(server, *, requests, connections, rate=None, retry_refused_s=None):
     port = server.sockets[0].getsockname()[1]
     plan = LoadPlan(
         host="127.0.0.1",
@@ -46,6 +50,7 @@ async def drive(server, *, requests, connections, rate=None):
         requests=requests,
         duration=None,
         rate=rate,
+        retry_refused_s=retry_refused_s,
     )
     answered = []
     driver = Driver(plan, ShardRequests(plan, 0), answered.append)
@@ -76,6 +81,27 @@ async def test_a_dropped_connection_fails_its_request_and_is_replaced():
     assert report.statuses == {"200": 19, "connection": 1}
     assert len(report.failed) == 1
     assert report.logs_acked == 95
+
+
+async def test_a_refused_request_is_sent_again_when_asked():
+    server = await scripted_server(lambda n: 503 if n in (2, 3) else 200)
+    async with server:
+        report, answered_logs = await drive(
+            server, requests=10, connections=2, retry_refused_s=0.01
+        )
+    assert report.statuses == {"200": 10}
+    assert report.retried == 2
+    assert report.failed == []
+    assert report.logs_acked == answered_logs == 50
+
+
+async def test_a_refused_request_on_a_closed_connection_goes_out_on_another():
+    server = await scripted_server(lambda n: 503 if n == 1 else 200, close_after={1})
+    async with server:
+        report, _ = await drive(server, requests=6, connections=2, retry_refused_s=0.01)
+    assert report.statuses == {"200": 6}
+    assert report.retried == 1
+    assert report.logs_acked == 30
 
 
 @pytest.mark.parametrize("connections", [1, 4])

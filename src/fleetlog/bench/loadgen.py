@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection as Pipe
 from multiprocessing.connection import wait
 from multiprocessing.synchronize import Event
-from typing import Any
+from typing import Any, Protocol
 
 import uvloop
 
 from fleetlog.bench.http import Connection, frame_request
-from fleetlog.bench.workload import Workload
 
 # Logs answered so far, one slot per load process, shared with the parent's progress bar.
 Counters = ctypes.Array[Any]
@@ -44,13 +43,33 @@ class LoadError(Exception):
     """The load could not be generated (server unreachable, a load process failed)."""
 
 
+class Bodies(Protocol):
+    """What a load sends: numbered request bodies (a `Workload`, or the query bench's corpus).
+    Load processes get a pickled copy, so a body must depend only on its number."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def gzip(self) -> bool: ...
+
+    @property
+    def batch(self) -> int: ...
+
+    def log_range(self, request: int) -> range: ...
+
+    def body(self, request: int) -> bytes: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class LoadPlan:
-    """How to load the server; `requests` None means until `duration` seconds have passed."""
+    """How to load the server; `requests` None means until `duration` seconds have passed.
+    Known requests are framed before the clock starts, unless `preframe` is off (a load too
+    big to hold in memory)."""
 
     host: str
     port: int
-    workload: Workload
+    workload: Bodies
     connections: int
     processes: int
     requests: int | None
@@ -58,6 +77,10 @@ class LoadPlan:
     rate: float | None
     headers: tuple[tuple[str, str], ...] = ()
     timeout: float = 60.0
+    preframe: bool = True
+    # Seconds to wait before sending a request answered 503 again on its connection, as a
+    # shipper honouring Retry-After would; None: a 503 is a failed request.
+    retry_refused_s: float | None = None
 
 
 @dataclass(kw_only=True)
@@ -72,12 +95,30 @@ class ShardReport:
     first_send: float
     last_answer: float
     cpu_s: float
+    retried: int = 0
 
 
 @dataclass(kw_only=True)
 class LoadResult:
     shards: list[ShardReport]
     parent_cpu_s: float
+
+    @property
+    def logs_acked(self) -> int:
+        return sum(shard.logs_acked for shard in self.shards)
+
+    @property
+    def span(self) -> tuple[float, float]:
+        """(first send, last answer) of the whole load, on the monotonic clock."""
+        first = min(shard.first_send for shard in self.shards)
+        return first, max(shard.last_answer for shard in self.shards)
+
+    def refused(self) -> dict[str, int]:
+        """Requests without a 2xx, by status (or `connection`, `timeout`)."""
+        counts: Counter[str] = Counter()
+        for shard in self.shards:
+            counts.update({k: n for k, n in shard.statuses.items() if not k.startswith("2")})
+        return dict(counts)
 
 
 class ShardRequests:
@@ -93,7 +134,8 @@ class ShardRequests:
             self.headers.append(("Content-Encoding", "gzip"))
         total = plan.requests
         self.limit = None if total is None else len(range(shard, total, plan.processes))
-        self.framed = [self.frame(k) for k in range(self.limit or 0)]
+        framed = (self.limit or 0) if plan.preframe else 0
+        self.framed = [self.frame(k) for k in range(framed)]
 
     def number(self, k: int) -> int:
         """The run-wide number of this process's k-th request."""
@@ -129,11 +171,12 @@ class Driver:
         self.ticking = False
         self.connections: set[Connection] = set()
         self.idle: deque[Connection] = deque()
-        self.backlog: deque[tuple[int, float]] = deque()
+        self.backlog: deque[tuple[int, float | None]] = deque()
         self.reconnecting: set[asyncio.Task[None]] = set()
         self.latencies: array[float] = array("d")
         self.statuses: Counter[str] = Counter()
         self.failed: list[int] = []
+        self.retried = 0
         self.logs_acked = 0
         self.last_answer = 0.0
         self.fruitless = 0  # connections lost in a row without a single answer
@@ -206,6 +249,12 @@ class Driver:
             self.finish_if_done()
 
     def answered(self, connection: Connection, request: int, status: int) -> None:
+        retry_s = self.plan.retry_refused_s
+        if status == 503 and retry_s is not None:
+            # Still in flight: the same connection sends it again after the pause.
+            self.retried += 1
+            self.loop.call_later(retry_s, self.resend, connection, request)
+            return
         now = time.monotonic()
         self.in_flight -= 1
         self.last_answer = now
@@ -218,6 +267,16 @@ class Driver:
             self.failed.append(self.requests.number(request))
         self.progress(logs)
         self.feed(connection)
+
+    def resend(self, connection: Connection, request: int) -> None:
+        if connection.transport is not None:
+            connection.send(request, self.requests.data(request), time.monotonic())
+            return
+        # The server closed the connection after its 503: the next free one sends it.
+        self.in_flight -= 1
+        self.backlog.append((request, None))
+        if self.idle:
+            self.feed(self.idle.popleft())
 
     def lost(self, connection: Connection) -> None:
         self.connections.discard(connection)
@@ -281,6 +340,7 @@ class Driver:
             first_send=self.t0,
             last_answer=self.last_answer,
             cpu_s=cpu_s,
+            retried=self.retried,
         )
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ import asyncio
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,38 +66,51 @@ class BenchOptions:
     timeout: float = 60.0
 
 
-def build_plan(options: BenchOptions, url: str) -> LoadPlan:
+def build_workload(options: BenchOptions) -> Workload:
     defaults = DEFAULTS[options.workload]
-    workload = Workload(
+    return Workload(
         name=options.workload,
         run=uuid.uuid4().hex[:8],
         devices=options.devices or defaults.devices,
         batch=options.batch or defaults.batch,
         gzip=defaults.gzip,
     )
-    iterations = options.iterations
-    if iterations is None and options.duration is None:
-        iterations = defaults.iterations
+
+
+def http_address(url: str) -> tuple[str, int]:
+    """(host, port) of a plain-HTTP URL, the only kind the load generator speaks."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "http" or parts.hostname is None:
         raise BenchError(f"{url!r}: the bench speaks plain HTTP/1.1 (http://host:port)")
+    return parts.hostname, parts.port or 80
+
+
+def build_plan(options: BenchOptions, url: str, workload: Workload) -> LoadPlan:
+    defaults = DEFAULTS[options.workload]
+    iterations = options.iterations
+    if iterations is None and options.duration is None:
+        iterations = defaults.iterations
+    host, port = http_address(url)
     concurrency = options.concurrency or defaults.concurrency
     return LoadPlan(
-        host=parts.hostname,
-        port=parts.port or 80,
+        host=host,
+        port=port,
         workload=workload,
         connections=concurrency,
         processes=min(options.processes, concurrency),
         requests=None if iterations is None else iterations * workload.requests_per_iteration,
         duration=options.duration,
         rate=None if options.rate is None else options.rate / workload.batch,
-        headers=() if options.api_key is None else (("X-API-Key", options.api_key),),
+        headers=api_key_headers(options.api_key),
         timeout=options.timeout,
     )
 
 
-def describe(plan: LoadPlan, options: BenchOptions) -> dict[str, Any]:
-    workload = plan.workload
+def api_key_headers(api_key: str | None) -> tuple[tuple[str, str], ...]:
+    return () if api_key is None else (("X-API-Key", api_key),)
+
+
+def describe(plan: LoadPlan, workload: Workload, options: BenchOptions) -> dict[str, Any]:
     requests_per_iteration = workload.requests_per_iteration
     return {
         "name": workload.name,
@@ -114,10 +127,13 @@ def describe(plan: LoadPlan, options: BenchOptions) -> dict[str, Any]:
 
 
 @contextmanager
-def open_target(options: BenchOptions) -> Iterator[Target]:
-    """The server given by `--url`, or a stack started for this run."""
+def open_target(
+    options: BenchOptions, settings: Mapping[str, str] | None = None
+) -> Iterator[Target]:
+    """The server given by `--url`, or a stack started for this run (with these settings)."""
     if options.url is None:
-        with spawn_stack(options.spawn or "embedded", workers=options.workers) as target:
+        kind = options.spawn or "embedded"
+        with spawn_stack(kind, workers=options.workers, settings=settings) as target:
             yield target
         return
     yield Target(
@@ -179,10 +195,9 @@ def acked_ranges(plan: LoadPlan, load: LoadResult) -> list[range]:
 def run_bench(options: BenchOptions, console: Console) -> Summary:
     """Run the bench as asked; progress and notes go to `console`."""
     with open_target(options) as target, asyncio.Runner() as runner:
-        plan = build_plan(options, target.url)
-        console.print(
-            f"[bold]fleetlog bench[/] {plan.workload.name} workload → {target.description}"
-        )
+        workload = build_workload(options)
+        plan = build_plan(options, target.url, workload)
+        console.print(f"[bold]fleetlog bench[/] {workload.name} workload → {target.description}")
         # Opened before the load, so the first look at the store follows the last answer at once.
         store = None if target.open_store is None else runner.run(target.open_store())
         try:
@@ -194,13 +209,13 @@ def run_bench(options: BenchOptions, console: Console) -> Summary:
                 console.print("waiting for every accepted log to be stored …")
                 acked = acked_ranges(plan, load)
                 settle_s = options.settle_timeout
-                delivery = runner.run(verify(store, plan.workload, acked, settle_s=settle_s))
+                delivery = runner.run(verify(store, workload, acked, settle_s=settle_s))
             server_cpu = tree_cpu_seconds(pids) - server_cpu
         finally:
             if store is not None:
                 runner.run(store.close())
     return summarize(
-        workload=describe(plan, options),
+        workload=describe(plan, workload, options),
         target=target.description,
         shards=load.shards,
         load_cpu_s=load.parent_cpu_s + sum(shard.cpu_s for shard in load.shards),

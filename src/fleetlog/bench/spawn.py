@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,9 +135,10 @@ def fleetlog_argv(*args: str) -> list[str]:
 class StackBuilder:
     """Starts the processes of one stack in a temp dir; stops them all, newest first."""
 
-    def __init__(self, stack: ExitStack, workers: int) -> None:
+    def __init__(self, stack: ExitStack, workers: int, settings: Mapping[str, str]) -> None:
         self.stack = stack
         self.workers = workers
+        self.settings = settings
         self.temp_dir = Path(tempfile.mkdtemp(prefix="fleetlog-bench-"))
         stack.callback(shutil.rmtree, self.temp_dir, ignore_errors=True)
 
@@ -159,7 +160,7 @@ class StackBuilder:
         url = f"http://{HOST}:{port}"
         data_dir = self.temp_dir / "data"
         argv = fleetlog_argv("serve", "--port", str(port), "--workers", str(self.workers))
-        env = service_env(data_dir=str(data_dir), log_level="WARNING")
+        env = service_env(data_dir=str(data_dir), log_level="WARNING", **self.settings)
         serve = self.server("serve", argv, env, url)
         sqlite_path = Settings(_env_file=None, data_dir=data_dir).sqlite_path
 
@@ -202,6 +203,7 @@ class StackBuilder:
             data_dir=str(self.temp_dir / "data"),
             worker_metrics_port=str(free_port()),
             log_level="WARNING",
+            **self.settings,
         )
         self.process("migrate", fleetlog_argv("migrate"), env).run_to_end()
         argv = fleetlog_argv("serve", "--port", str(port), "--workers", str(self.workers))
@@ -225,10 +227,13 @@ class StackBuilder:
 
 
 @contextmanager
-def spawn_stack(kind: StackKind, *, workers: int) -> Iterator[Target]:
-    """Start a whole local stack of `kind`; everything is stopped and removed on exit."""
+def spawn_stack(
+    kind: StackKind, *, workers: int, settings: Mapping[str, str] | None = None
+) -> Iterator[Target]:
+    """Start a whole local stack of `kind`; everything is stopped and removed on exit.
+    `settings` are more fleetlog settings for its processes (`max_event_age="691200"`)."""
     with ExitStack() as stack:
-        builder = StackBuilder(stack, workers)
+        builder = StackBuilder(stack, workers, settings or {})
         if kind == "embedded":
             yield builder.embedded()
         elif kind == "bare":

@@ -11,12 +11,14 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg  # type: ignore[import-untyped]
 
 from fleetlog.bench.workload import Workload
+from fleetlog.store.partitions import create_partition, partition_days
 
 POLL_INTERVAL_S = 0.05
 
@@ -29,6 +31,10 @@ class StoredLogs(Protocol):
     async def count(self, devices: Sequence[str]) -> int: ...
 
     async def tally(self, devices: Sequence[str]) -> Tally: ...
+
+    async def prepare_days(self, days: Sequence[date]) -> None: ...
+
+    async def analyze(self) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -56,6 +62,12 @@ class SqliteLogs:
 
     def fetch(self, query: str, devices: Sequence[str]) -> list[tuple[Any, ...]]:
         return self.db.execute(query, tuple(devices)).fetchall()
+
+    async def prepare_days(self, days: Sequence[date]) -> None:
+        """Nothing: SQLite's table is one, whatever the days."""
+
+    async def analyze(self) -> None:
+        """Nothing: the file is open read-only here; the server keeps its own statistics."""
 
     async def close(self) -> None:
         self.db.close()
@@ -87,6 +99,18 @@ class PostgresLogs:
         rows = await self.connection.fetch(query, list(devices))
         return [(row[0], row[1], row[2]) for row in rows]
 
+    async def prepare_days(self, days: Sequence[date]) -> None:
+        """The day partitions a server that ran through `days` would have made, so that logs
+        seeded into the past do not all land in the default partition."""
+        existing = await partition_days(self.connection)
+        for day in days:
+            if day not in existing:
+                await create_partition(self.connection, day)
+
+    async def analyze(self) -> None:
+        """Fresh planner statistics, as autovacuum would gather them some time after a load."""
+        await self.connection.execute("ANALYZE logs")
+
     async def close(self) -> None:
         await self.connection.close()
 
@@ -103,7 +127,12 @@ class Delivery:
 
 
 async def wait_for_rows(
-    store: StoredLogs, devices: Sequence[str], expected: int, *, settle_s: float
+    store: StoredLogs,
+    devices: Sequence[str],
+    expected: int,
+    *,
+    settle_s: float,
+    poll_s: float = POLL_INTERVAL_S,
 ) -> tuple[int, float]:
     """Poll until `expected` rows are there or `settle_s` pass; (rows, when they last grew)."""
     deadline = time.monotonic() + settle_s
@@ -115,7 +144,7 @@ async def wait_for_rows(
             rows, grew_at = count, now
         if rows >= expected or now > deadline:
             return rows, grew_at
-        await asyncio.sleep(POLL_INTERVAL_S)
+        await asyncio.sleep(poll_s)
 
 
 def audit(workload: Workload, acked: Iterable[range], tally: Tally) -> tuple[int, int, int]:
