@@ -105,13 +105,16 @@ class QueryCache:
         """Keep `answer`, read from the database after `tag` was: bounded, see the module."""
         await self._keep("logs", self.keys.cache_answer(device_id, limit), tag=tag, answer=answer)
 
-    async def search_page(self, digest: str, days: Sequence[str]) -> tuple[bytes, bytes | None]:
-        """The tag of a search page over event `days`, and the page if it is cached."""
+    async def of_days(
+        self, cache: str, digest: str, days: Sequence[str]
+    ) -> tuple[bytes, bytes | None]:
+        """The tag of an answer over event `days` (a search page, a day's counts), and the
+        answer if it is cached; `cache` names it in /metrics."""
         versions = [self.keys.cache_day_version(day) for day in days]
-        return await self._tagged("search", self.keys.cache_search(digest), versions)
+        return await self._tagged(cache, self.keys.cache_of_days(digest), versions)
 
-    async def keep_search_page(self, digest: str, *, tag: bytes, answer: bytes) -> None:
-        await self._keep("search", self.keys.cache_search(digest), tag=tag, answer=answer)
+    async def keep_of_days(self, cache: str, digest: str, *, tag: bytes, answer: bytes) -> None:
+        await self._keep(cache, self.keys.cache_of_days(digest), tag=tag, answer=answer)
 
     async def _tagged(
         self, cache: str, key: str, versions: Sequence[str]

@@ -5,7 +5,9 @@ boundaries (epoch multiples of its width, so days start at 00:00 UTC), and a buc
 every log of its interval. The ends then fall on minutes, so a query made only of devices and
 levels is answered from the per-minute rollups; any other is counted by scanning the logs,
 under the query timeout, with the same buckets and the same answer. Empty buckets are left
-out.
+out. With Redis, the rollups' counts of whole days before today are cached, tagged with the
+day's version that the worker bumps after storing a log of that day (see cache.py): a day's
+counts are read once until a late log lands in it, and never hide one.
 
 The fleet view lists every device, with its counts from the minute `since` falls in on. Its
 cursor is the last device's sort value and id, in the clear: a changed one only moves the page,
@@ -14,6 +16,7 @@ and one that is not a cursor of the same sort is refused.
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +25,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, Field
 
+from fleetlog.cache import QueryCache
 from fleetlog.errors import InvalidParameter
 from fleetlog.records import EPOCH, MICROSECOND, epoch_us
 from fleetlog.search.grammar import parse
@@ -41,6 +45,9 @@ from fleetlog.store.rollups import (
 Interval = Literal["1m", "5m", "1h", "1d"]
 WIDTHS: dict[str, int] = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
 MAX_BUCKETS = 10_000
+DAY = timedelta(days=1)
+# Counts over at most this long are served from whole days cached in Redis (pipeline only).
+MAX_DAYS = timedelta(days=31)
 DEFAULT_WINDOW = timedelta(hours=24)
 LAST_SECOND = (datetime.max.replace(tzinfo=UTC) - EPOCH) // timedelta(seconds=1)
 
@@ -90,6 +97,10 @@ def plan_of(q: str | None, device_prefix: str | None) -> Node:
         raise invalid("q", "nul", "must not hold a NUL character")
     plan = parse(q)
     return plan if device_prefix is None else conjoin(plan, Device(device_prefix, prefix=True))
+
+
+def midnight(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def whole_buckets(since: datetime, until: datetime, width: int) -> Span:
@@ -193,9 +204,11 @@ class CountQuery:
         store: RollupStore,
         *,
         query_timeout: timedelta,
+        cache: QueryCache | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
+        self.cache = cache
         self.timeout = query_timeout.total_seconds()
         self.clock = clock
 
@@ -213,17 +226,63 @@ class CountQuery:
         plan = plan_of(q, device_prefix)
         start, end = time_range(since, until, now=now)
         span = whole_buckets(start or now - DEFAULT_WINDOW, end or now, WIDTHS[interval])
+        if self.cache is None or not answerable(plan, span) or span.until - span.since > MAX_DAYS:
+            buckets = await self._buckets(plan, span, group_by=group_by)
+        else:
+            key = "\x00".join((q or "", device_prefix or "\x00", interval, group_by or ""))
+            buckets = await self._by_day(key, plan, span, group_by=group_by, now=now)
+        return Counted(interval, group_by, buckets)
+
+    async def _buckets(
+        self, plan: Node, span: Span, *, group_by: GroupBy | None, replicas: bool = True
+    ) -> list[Bucket]:
         condition = condition_of(plan)
         if answerable(plan, span):
             by_device = not uses_only(plan, (Levels,))
-            buckets = await self.store.count(
-                condition, span, group_by=group_by, by_device=by_device, max_seconds=self.timeout
+            return await self.store.count(
+                condition,
+                span,
+                group_by=group_by,
+                by_device=by_device,
+                max_seconds=self.timeout,
+                replicas=replicas,
             )
-        else:
-            buckets = await self.store.scan(
-                condition, span, group_by=group_by, max_seconds=self.timeout
+        return await self.store.scan(condition, span, group_by=group_by, max_seconds=self.timeout)
+
+    async def _by_day(
+        self, key: str, plan: Node, span: Span, *, group_by: GroupBy | None, now: datetime
+    ) -> list[Bucket]:
+        """The buckets of the days before today from their cached whole days (tagged with the
+        day's version, like closed-range search pages), the rest from the rollups."""
+        today = midnight(now)
+        buckets: list[Bucket] = []
+        day = midnight(span.since)
+        while day < min(span.until, today):
+            whole = await self._day(key, plan, Span(day, day + DAY, span.width), group_by)
+            buckets += [each for each in whole if span.since <= each.start < span.until]
+            day += DAY
+        rest = max(span.since, today)
+        if rest < span.until:
+            buckets += await self._buckets(
+                plan, Span(rest, span.until, span.width), group_by=group_by
             )
-        return Counted(interval, group_by, buckets)
+        return buckets
+
+    async def _day(self, key: str, plan: Node, day: Span, group_by: GroupBy | None) -> list[Bucket]:
+        assert self.cache is not None
+        digest = hashlib.blake2b(f"{key}\x00{day.since}".encode(), digest_size=16).hexdigest()
+        date = day.since.date().isoformat()
+        tag, answer = await self.cache.of_days("counts", digest, [date])
+        if answer is not None:
+            return [
+                Bucket(EPOCH + start * MICROSECOND, bucket_key, count)
+                for start, bucket_key, count in orjson.loads(answer)
+            ]
+        # Kept until the day gets a log: read from the primary, never a lagging replica.
+        buckets = await self._buckets(plan, day, group_by=group_by, replicas=False)
+        kept = [[epoch_us(each.start), each.key, each.count] for each in buckets]
+        await self.cache.keep_of_days("counts", digest, tag=tag, answer=orjson.dumps(kept))
+        return buckets
 
     async def devices(
         self,

@@ -23,8 +23,8 @@ counters together stay valid on a Redis Cluster. With the default namespace `fle
 |                              |         | the stats and the search pages below                    |
 | `fleetlog:{cache}:bytes:<w>` | string  | bytes of answers kept in TTL window w (shared Redis)    |
 | `fleetlog:cache:stats`       | string  | the cached answer of GET /api/stats, with its TTL       |
-| `fleetlog:cache:q:<digest>`  | string  | a cached search page of a closed time range,            |
-|                              |         | `<gen>.<day versions>\n<page>`; TTL                     |
+| `fleetlog:cache:q:<digest>`  | string  | a cached search page of a closed time range, or a past  |
+|                              |         | day's counts: `<gen>.<day versions>\n<answer>`; TTL     |
 | `fleetlog:rl:<subject>`      | string  | GCRA rate-limit state of `key:<id>`, `user:<id>` or     |
 |                              |         | `address:<ip>`: its TAT in µs; expires when idle        |
 | group `fleetlog-workers`     | group   | the consumer group reading every shard's stream         |
@@ -56,7 +56,7 @@ class Keys:
     def cache_day_version(self, day: str) -> str:
         return f"{self.namespace}:{{day:{day}}}:ver"
 
-    def cache_search(self, digest: str) -> str:
+    def cache_of_days(self, digest: str) -> str:
         return f"{self.namespace}:cache:q:{digest}"
 
     def cache_generation(self) -> str:

@@ -279,7 +279,7 @@ class LogQuery:
             page = await self._read(search.context, selection, limit=limit, after=after)
         else:
             digest = search.digest(limit=limit, cursor=cursor, device_prefix=device_prefix)
-            tag, answer = await self.cache.search_page(digest, days)
+            tag, answer = await self.cache.of_days("search", digest, days)
             if answer is not None:
                 page = Page.decoded(search.context, self.cursors, answer)
             else:
@@ -288,7 +288,7 @@ class LogQuery:
                     search.context, selection, limit=limit, after=after, replicas=False
                 )
                 if self.cache.keeps(page.size):
-                    await self.cache.keep_search_page(digest, tag=tag, answer=page.encoded())
+                    await self.cache.keep_of_days("search", digest, tag=tag, answer=page.encoded())
         page.took_ms = round((time.perf_counter() - started) * 1000)
         return page
 

@@ -246,3 +246,40 @@ async def test_a_closed_range_search_is_cached_until_a_log_of_its_days_is_stored
         await wait_for(stored_and_acknowledged(pipeline_app), what="today's log stored")
         assert await found() == ["valve two", "valve one"]
         assert hits() == before + 2
+
+
+async def test_counts_of_past_days_are_cached_until_a_log_of_their_day_is_stored(
+    http, pipeline, pipeline_app
+):
+    day = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = {
+        "since": (day + timedelta(hours=6)).isoformat(),
+        "interval": "1h",
+        "group_by": "level",
+        "q": "device:cam",
+    }
+
+    async def counted() -> dict[str, int]:
+        body = (await http.get("/api/logs/count", params=window)).json()
+        return {
+            f"{bucket['start'][:13]} {bucket['key']}": bucket["count"] for bucket in body["buckets"]
+        }
+
+    def hits() -> float:
+        return sample("fleetlog_cache_requests_total", cache="counts", outcome="hit")
+
+    at = (day + timedelta(hours=10)).isoformat()
+    async with running_worker(pipeline):
+        await post(http, device_id="cam", message="early", timestamp=day.isoformat())
+        await post(http, device_id="cam", message="one", timestamp=at)
+        await wait_for(stored_and_acknowledged(pipeline_app), what="the logs stored")
+        before = hits()
+        first = await counted()
+        assert first == {f"{at[:13]} INFO": 1}
+        assert await counted() == first
+        assert hits() == before + 2  # the two past days, the second time
+
+        await post(http, device_id="cam", message="late", log_level="ERROR", timestamp=at)
+        await wait_for(stored_and_acknowledged(pipeline_app), what="the late log stored")
+        assert await counted() == {f"{at[:13]} ERROR": 1, f"{at[:13]} INFO": 1}
+        assert hits() == before + 3  # yesterday still cached; the late log's day read again

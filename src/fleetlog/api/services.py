@@ -129,7 +129,9 @@ async def open_services(settings: Settings, *, secret: str) -> AsyncIterator[Ser
                 query_timeout=settings.query_timeout,
                 cache=cache,
             ),
-            counts=CountQuery(RollupStore(store.reads), query_timeout=settings.query_timeout),
+            counts=CountQuery(
+                RollupStore(store.reads), query_timeout=settings.query_timeout, cache=cache
+            ),
             tail=tail,
         )
     finally:

@@ -145,6 +145,7 @@ class RollupStore:
         group_by: GroupBy | None,
         by_device: bool,
         max_seconds: float | None = None,
+        replicas: bool = True,
     ) -> list[Bucket]:
         """Counts per bucket from the rollups, for a span on minutes. `by_device`: the
         condition names devices, so the table by device is read; otherwise the one by level
@@ -167,7 +168,7 @@ class RollupStore:
                 rows = (await conn.execute(query)).all()
             return buckets_of(rows, keyed=group_by is not None)
 
-        return await self.reads.run(read)
+        return await self.reads.run(read, replicas=replicas)
 
     async def scan(
         self,
