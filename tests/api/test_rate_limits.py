@@ -29,6 +29,15 @@ class TestPerKey:
     async def test_a_key_gets_its_burst_then_429(self, client):
         assert await self.statuses(client, self.slow, 4) == [200, 200, 200, 429]
 
+    @pytest.mark.parametrize(
+        "path", ["/api/logs/cam-1", "/api/logs?q=pump", "/api/logs/count", "/api/devices"]
+    )
+    async def test_every_read_counts_once(self, client, path):
+        statuses = [
+            (await client.get(path, headers=bearer(self.slow))).status_code for _ in range(4)
+        ]
+        assert statuses == [200, 200, 200, 429]
+
     async def test_429_says_when_to_retry(self, client):
         await self.statuses(client, self.slow, 3)
         answer = await client.get("/api/stats", headers=bearer(self.slow))
