@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 RETRY_AFTER_S = 1.0
+SQLITE_MMAP_BYTES = 1 << 30
 # SQLite calls the progress handler every this many virtual machine steps (well under 1 ms).
 PROGRESS_STEPS = 10_000
 REGEX_CACHE = 64
@@ -79,20 +80,20 @@ def create_store_engine(settings: Settings) -> AsyncEngine:
         # acknowledged log survives a power cut, not only a crash of the process.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
+        # Reads go through the OS's page cache, shared by every connection and process,
+        # instead of each connection's 2 MB cache: a search walks rows out of rowid order.
+        cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         cursor.close()
 
     return engine
 
 
 def create_postgres_engine(url: str) -> AsyncEngine:
-    # Every read is planned for its own values: a plan cached for one word is wrong for the
-    # next (a rare word's GIN look-up against a common word's ordered walk).
     return create_async_engine(
         url,
         pool_size=10,
         max_overflow=10,
         pool_pre_ping=True,
-        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
         json_serializer=dumps_json,
         json_deserializer=orjson.loads,
     )

@@ -38,6 +38,14 @@ CHUNK_GROWTH = 8
 # A row's size as answered, beyond its message, log_data and device id: field names, times.
 ROW_OVERHEAD_BYTES = 160
 QUERY_CANCELED = "57014"
+# For the rest of the transaction: the timeout, and a plan for these very values. A plan
+# cached for one word is wrong for the next (a rare word's GIN look-up against a common word's
+# ordered walk), and a generic plan, cached after five runs of a prepared statement, knows no
+# word at all.
+BOUND_TRANSACTION = text(
+    "SELECT set_config('statement_timeout', :milliseconds, true),"
+    " set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
 
 ChunkRead = Callable[[AsyncConnection], Awaitable[Sequence[Any]]]
 
@@ -212,13 +220,15 @@ def chunk_reader(
 @asynccontextmanager
 async def bounded(conn: AsyncConnection, seconds: float | None) -> AsyncIterator[None]:
     """Cancel the statements run within, in the database, once they ran `seconds`:
-    PostgreSQL's statement_timeout for the transaction, SQLite's progress handler."""
+    PostgreSQL's statement_timeout for the transaction (planned for their own values, too),
+    SQLite's progress handler."""
     if seconds is None:
         yield
         return
     deadline: Deadline | None = None
     if conn.dialect.name == "postgresql":
-        await conn.execute(text(f"SET LOCAL statement_timeout = {math.ceil(seconds * 1000)}"))
+        milliseconds = str(math.ceil(seconds * 1000))
+        await conn.execute(BOUND_TRANSACTION, {"milliseconds": milliseconds})
     else:
         deadline = (await conn.get_raw_connection()).info["deadline"]
         deadline.at = time.monotonic() + seconds

@@ -26,12 +26,14 @@ from sqlalchemy.dialects import sqlite
 from fleetlog.errors import StoreUnavailable
 from fleetlog.metrics import STORE_COMMIT_ROWS, STORE_COMMIT_SECONDS
 from fleetlog.records import LogRecord
+from fleetlog.store.engine import SQLITE_MMAP_BYTES
 from fleetlog.store.tables import logs
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 1.0
 BUSY_TIMEOUT_MS = 30_000
+CACHE_KIB = 64 * 1024
 # Well under SQLite's 1 GB limit on a statement's size, and on the memory one statement takes.
 MAX_STATEMENT_BYTES = 64 * 1024 * 1024
 INSERT = """
@@ -157,6 +159,10 @@ class SqliteWriter:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self.synchronous}")
             db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            # Every commit touches pages all over the indexes (devices, levels, words, counts):
+            # keep them cached across commits rather than read again each time.
+            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            db.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
             # What SQLite says, not what was asked: it ignores a PRAGMA it cannot apply.
             log.info(
                 "SQLite writer on %s: journal_mode=%s synchronous=%s",

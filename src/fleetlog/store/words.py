@@ -3,59 +3,47 @@
 FTS5 answers every log holding the words at once, and SQLite must gather and sort all of them
 before the first page: fast for a rare word, seconds for a common one. Walking the logs in
 their order and checking each message's words stops at the page's end: fast for a common
-word, a walk through every log for a rare one. The FTS5 vocabulary (`logs_fts_vocab`) says
-how many logs hold each word, so the count bounds the answer before choosing. PostgreSQL's
-planner makes the same choice from its own statistics.
+word, a walk through every log for a rare one. So FTS5 is first asked how many logs hold the
+words the plan requires, counting no further than the share past which walking is faster:
+that count costs at most as much as the page itself. PostgreSQL's planner makes the same
+choice from its own statistics.
 """
+
+import math
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fleetlog.search.plan import And, Node, Or, Phrase, Prefix, Word
+from fleetlog.search.plan import TEXT, And, Node, Or
+from fleetlog.search.sql import fts_query, is_text
 
-# Walk when more than this share of the logs may hold the words: the walk then checks about
+# Walk when more than this share of the logs hold the words: the walk then checks about
 # `rows / share` logs a page, while the index gathers `share * logs` of them.
 WALK_SHARE = 0.005
-# A prefix's words are counted up to this many; past it, the prefix counts as common.
-MAX_PREFIX_TERMS = 1000
-DOCS = text("SELECT doc FROM logs_fts_vocab WHERE term = :term")
-PREFIX_DOCS = text(
-    "SELECT sum(doc) FROM (SELECT doc FROM logs_fts_vocab"
-    " WHERE term >= :start AND term < :end LIMIT :terms)"
-)
 LOGS = text("SELECT max(rowid) FROM logs")
+MATCHES = text(
+    "SELECT count(*) FROM (SELECT 1 FROM logs_fts WHERE logs_fts MATCH :words LIMIT :most)"
+)
 
 
 async def walk_preferred(conn: AsyncConnection, plan: Node) -> bool:
     """Whether walking the logs finds `plan`'s words sooner than the word index does."""
-    bound = await most_matches(conn, plan)
-    if bound is None:
+    words = required_words(plan)
+    if words is None:
         return True
     logs = (await conn.execute(LOGS)).scalar() or 0
-    return bound > logs * WALK_SHARE
+    most = math.floor(logs * WALK_SHARE)
+    found = (await conn.execute(MATCHES, {"words": fts_query(words), "most": most + 1})).scalar()
+    return (found or 0) > most
 
 
-async def most_matches(conn: AsyncConnection, node: Node) -> int | None:
-    """At most how many logs `node` can match by its words; None when its words do not
-    bound it (no words, or only under NOT)."""
-    match node:
-        case Word(word):
-            return await docs(conn, word)
-        case Phrase(words):
-            return min([await docs(conn, word) for word in words])
-        case Prefix(prefix):
-            terms = {"start": prefix, "end": prefix + "\U0010ffff", "terms": MAX_PREFIX_TERMS}
-            return int((await conn.execute(PREFIX_DOCS, terms)).scalar() or 0)
-        case And(nodes):
-            known = [
-                bound for each in nodes if (bound := await most_matches(conn, each)) is not None
-            ]
-            return min(known) if known else None
-        case Or(nodes):
-            each_bound = [await most_matches(conn, each) for each in nodes]
-            return None if None in each_bound else sum(bound or 0 for bound in each_bound)
+def required_words(plan: Node) -> Node | None:
+    """The words, phrases and prefixes every log `plan` finds must hold (as one text node
+    without NOT), or None when nothing of the kind is required."""
+    if isinstance(plan, TEXT) or (isinstance(plan, Or) and is_text(plan, negation=False)):
+        return plan
+    if isinstance(plan, And):
+        required = [each for each in plan.nodes if is_text(each, negation=False)]
+        if required:
+            return required[0] if len(required) == 1 else And(tuple(required))
     return None
-
-
-async def docs(conn: AsyncConnection, word: str) -> int:
-    return int((await conn.execute(DOCS, {"term": word})).scalar() or 0)

@@ -9,8 +9,7 @@ official images do), else under the database's own. `(created_at, id)` replaces 
 index: a search for the newest matches walks it backwards and stops at its page.
 
 SQLite: an FTS5 table over `logs.message` (external content, `unicode61` keeping diacritics),
-kept by triggers, and its vocabulary (how many logs hold each word: store/words.py);
-`created_at` is indexed already (with the rowid, so in `(created_at, id)`).
+kept by triggers; `created_at` is indexed already (with the rowid, so in `(created_at, id)`).
 
 Revision ID: 0006
 Revises: 0005
@@ -72,10 +71,8 @@ SQLITE_UPGRADE = (
     END
     """,
     "INSERT INTO logs_fts (logs_fts) VALUES ('rebuild')",
-    "CREATE VIRTUAL TABLE logs_fts_vocab USING fts5vocab(logs_fts, 'row')",
 )
 SQLITE_DOWNGRADE = (
-    "DROP TABLE logs_fts_vocab",
     "DROP TRIGGER logs_fts_update",
     "DROP TRIGGER logs_fts_delete",
     "DROP TRIGGER logs_fts_insert",
