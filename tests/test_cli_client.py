@@ -43,12 +43,22 @@ def fleetlog(*args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(app, list(args), env=env)
 
 
-def fleetlog_process(*args: str, stdout: int) -> subprocess.Popen[bytes]:
+def interruptible() -> None:
+    """Ctrl-C as a terminal sends it: a test run started in the background (`cmd &`, nohup)
+    ignores SIGINT, its children inherit that, and Python then never raises
+    KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def fleetlog_process(
+    *args: str, stdout: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "fleetlog", *args],
         stdout=stdout,
         stderr=subprocess.PIPE,
-        env={**os.environ, "FLEETLOG_API_KEY": KEY},
+        env=env or {**os.environ, "FLEETLOG_API_KEY": KEY},
+        preexec_fn=interruptible,
     )
 
 
@@ -309,10 +319,12 @@ class TestTailAgainstFleetlogServe:
         read = asyncio.run(add_key(settings, "reader", Scope.READ))
         port = free_port()
         server = serve_on(data_dir, port)
-        tail = subprocess.Popen(
-            [sys.executable, "-m", "fleetlog", "tail", "device:cam-1", "--url", server.url],
+        tail = fleetlog_process(
+            "tail",
+            "device:cam-1",
+            "--url",
+            server.url,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
             env={**os.environ, "FLEETLOG_API_KEY": read},
         )
         assert tail.stdout is not None
