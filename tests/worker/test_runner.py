@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -70,22 +70,26 @@ class TestStoring:
         assert await table.count() == 2000
         assert sample("fleetlog_logs_stored_total") - stored_before == 2000
 
-    async def test_devices_stored_get_their_cache_version_bumped(
+    async def test_devices_and_days_stored_get_their_cache_versions_bumped(
         self, pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis
     ) -> None:
+        late = datetime(2026, 11, 28, 12, tzinfo=UTC)
         await queue.put([make_record(device_id="cam-7")] * 3)
-        await queue.put([make_record(device_id="cam-8")])
+        await queue.put([make_record(device_id="cam-8", ts=late)])
         async with running_worker(pipeline):
             await wait_for(lambda: drained(redis), what="the streams to drain")
         assert int(await redis.get(KEYS.cache_version("cam-7"))) >= 1
         assert int(await redis.get(KEYS.cache_version("cam-8"))) >= 1
+        today = datetime.now(UTC).date().isoformat()
+        assert int(await redis.get(KEYS.cache_day_version(today))) >= 1
+        assert int(await redis.get(KEYS.cache_day_version("2026-11-28"))) >= 1
 
     async def test_on_stored_runs_before_the_acknowledgement(
         self, pipeline: Settings, queue: RedisStreamQueue, redis: Redis
     ) -> None:
         seen: list[tuple[set[str], int]] = []
 
-        async def on_stored(devices: set[str]) -> None:
+        async def on_stored(devices: set[str], days: set[str]) -> None:
             seen.append((devices, await redis.xlen(KEYS.stream(shard))))
 
         shard = shard_of_id((await queue.put([make_record(device_id="cam-7")]))[0])
@@ -99,7 +103,7 @@ class TestStoring:
         batches: dict[str, int] = {"one": 0, "two": 0}
 
         def counting(name: str):
-            async def on_stored(devices: set[str]) -> None:
+            async def on_stored(devices: set[str], days: set[str]) -> None:
                 batches[name] += 1
                 await asyncio.sleep(0.005)
 
@@ -166,9 +170,11 @@ class TestRedelivery:
         assert await table.count() == 200
         duplicates_before = sample("fleetlog_logs_duplicate_total")
         retired: set[str] = set()
+        retired_days: set[str] = set()
 
-        async def on_stored(devices: set[str]) -> None:
+        async def on_stored(devices: set[str], days: set[str]) -> None:
             retired.update(devices)
+            retired_days.update(days)
 
         async with running_worker(pipeline, on_stored=on_stored):
             await wait_for(lambda: drained(redis), what="the redelivered entries to be acked")
@@ -178,6 +184,7 @@ class TestRedelivery:
         assert sample("fleetlog_logs_duplicate_total") - duplicates_before == 200
         # The dead worker never retired its devices' cached answers: the redelivery does.
         assert retired == {f"device_{i:03}" for i in range(23)}
+        assert retired_days == {datetime.now(UTC).date().isoformat()}
 
 
 class TestLedger:
@@ -387,7 +394,7 @@ async def test_a_hook_redis_refuses_never_holds_a_shard(
     and the devices left unbumped go again with the next batch."""
     calls: list[set[str]] = []
 
-    async def refused(devices: set[str]) -> None:
+    async def refused(devices: set[str], days: set[str]) -> None:
         calls.append(set(devices))
         raise StoreUnavailable("Redis cannot bump cache versions", retry_after=1)
 

@@ -199,18 +199,14 @@ class StreamConsumer:
         ms, seq = info["last-generated-id"].split(b"-")
         return int(ms), int(seq) + 1
 
-    async def bump_cache_versions(self, device_ids: Iterable[str]) -> None:
-        """INCR each device's cache version key: answers cached before are stale now."""
+    async def bump_cache_versions(self, device_ids: Iterable[str], days: Iterable[str]) -> None:
+        """INCR the cache version key of each device and each event day, in one round trip:
+        answers cached before of those devices, and search pages and counts of those days,
+        are stale now."""
         with translated("bump cache versions"):
             async with self.client.pipeline(transaction=False) as pipe:
                 for device_id in device_ids:
                     pipe.incr(self.keys.cache_version(device_id))
-                await pipe.execute()
-
-    async def bump_day_versions(self, days: Iterable[str]) -> None:
-        """INCR each event day's cache version key: search pages of those days are stale."""
-        with translated("bump day versions"):
-            async with self.client.pipeline(transaction=False) as pipe:
                 for day in days:
                     pipe.incr(self.keys.cache_day_version(day))
                 await pipe.execute()

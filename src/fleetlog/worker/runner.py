@@ -45,7 +45,8 @@ from fleetlog.worker.batcher import Batcher
 
 log = logging.getLogger(__name__)
 
-OnStored = Callable[[set[str]], Awaitable[None]]
+# Awaited with the devices and the event days whose cached answers a commit made stale.
+OnStored = Callable[[set[str], set[str]], Awaitable[None]]
 
 POLL = timedelta(seconds=1)
 MAINTENANCE_EVERY_S = 3600.0
@@ -134,8 +135,7 @@ class Worker:
         self.claim_idle_ms = max(1, int(settings.claim_idle.total_seconds() * 1000))
         self._stopping = asyncio.Event()
         # Devices and days whose cache versions a failed hook left unbumped (see `_finish`).
-        self._unbumped: set[str] = set()
-        self._unbumped_days: set[str] = set()
+        self._unbumped = Stored()
 
     def stop(self) -> None:
         """Finish the batches in hand (commit, acknowledge), then return from `run`."""
@@ -295,17 +295,16 @@ class Worker:
         at maxmemory refuses the hook's INCRs but never XACK and XDEL, and only entries freed
         let it drain; meanwhile their cached answers may be stale, never past their TTL.
         """
-        devices = stored.devices | self._unbumped
-        days = stored.days | self._unbumped_days
+        devices = stored.devices | self._unbumped.devices
+        days = stored.days | self._unbumped.days
         try:
-            await self.on_stored(devices)
-            self._unbumped -= devices
-            await self.consumer.bump_day_versions(days)
-            self._unbumped_days -= days
+            await self.on_stored(devices, days)
+            self._unbumped.devices -= devices
+            self._unbumped.days -= days
         except StoreUnavailable:
             WORKER_RETRIES.labels("redis").inc()
-            self._unbumped |= devices
-            self._unbumped_days |= days
+            self._unbumped.devices |= devices
+            self._unbumped.days |= days
         backoff = Backoff(self.backoff_limit)
         while True:
             try:
