@@ -92,9 +92,6 @@ def condition_of(plan: Node) -> Condition:
 
 def plan_of(q: str | None, device_prefix: str | None) -> Node:
     """The plan of `q`, within the devices a reader bound to `device_prefix` may see."""
-    # PostgreSQL's text holds no NUL: a device or a value holding one would fail the query.
-    if q is not None and "\x00" in q:
-        raise invalid("q", "nul", "must not hold a NUL character")
     plan = parse(q)
     return plan if device_prefix is None else conjoin(plan, Device(device_prefix, prefix=True))
 

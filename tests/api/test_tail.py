@@ -20,9 +20,7 @@ from tests.fixtures.auth import add_key, bearer, secure_settings
 from tests.fixtures.pipeline import sample, wait_for
 from tests.fixtures.process import FleetlogProcess, Server, running_server
 from tests.fixtures.records import make_batch, make_log
-from tests.fixtures.sse import Served, serving, tail
-
-LOG_FIELDS = {"id", "device_id", "log_level", "message", "log_data", "created_at", "received_at"}
+from tests.fixtures.sse import LOG_FIELDS, Served, post, serving, tail
 
 
 async def embedded(tmp_path: Path, **overrides) -> Settings:
@@ -39,13 +37,6 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
 async def http(served: Served) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=served.url, timeout=10.0) as client:
         yield client
-
-
-async def post(http: httpx.AsyncClient, **fields) -> str:
-    answer = await http.post("/api/log", json=make_log(**fields))
-    assert answer.status_code == 200, answer.text
-    message_id: str = answer.json()["message_id"]
-    return message_id
 
 
 async def test_a_log_reaches_the_tail_within_a_second_of_its_answer(http):

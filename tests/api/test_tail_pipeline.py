@@ -8,10 +8,8 @@ import pytest
 
 from fleetlog.config import Settings
 from tests.fixtures.pipeline import Table, running_worker, wait_for
-from tests.fixtures.records import make_batch, make_log
-from tests.fixtures.sse import Served, serving, tail
-
-LOG_FIELDS = {"id", "device_id", "log_level", "message", "log_data", "created_at", "received_at"}
+from tests.fixtures.records import make_batch
+from tests.fixtures.sse import LOG_FIELDS, Served, post, serving, tail
 
 
 @pytest.fixture
@@ -24,13 +22,6 @@ async def served(pipeline: Settings) -> AsyncIterator[Served]:
 async def http(served: Served) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=served.url, timeout=10.0) as client:
         yield client
-
-
-async def post(http: httpx.AsyncClient, **fields) -> str:
-    answer = await http.post("/api/log", json=make_log(**fields))
-    assert answer.status_code == 200, answer.text
-    message_id: str = answer.json()["message_id"]
-    return message_id
 
 
 async def test_logs_reach_the_tail_within_a_second_and_the_worker_stores_them_all(
