@@ -54,7 +54,6 @@ from fleetlog.search.plan import (
     Prefix,
     Regex,
     Word,
-    as_number,
 )
 
 FTS = table("logs_fts", column("rowid"))
@@ -239,7 +238,7 @@ class Compiler:
     def sqlite_attr(self, node: Attr) -> ColumnElement[bool]:
         data, path = self.table.c.log_data, json_path(node.path)
         kind, value = func.json_type(data, path), func.json_extract(data, path)
-        number = as_number(node.value)
+        number = node.number
         if node.op is not Op.EQ:
             compare = getattr(value, COMPARISONS[node.op])(number)
             return and_(kind.in_(("integer", "real")), compare)
@@ -253,7 +252,7 @@ class Compiler:
     def postgres_attr(self, node: Attr) -> ColumnElement[bool]:
         path = cast(literal(list(node.path)), ARRAY(String))
         value = self.table.c.log_data.op("#>")(path)
-        number = as_number(node.value)
+        number = node.number
         if node.op is not Op.EQ:
             text = self.table.c.log_data.op("#>>")(path)
             compare = getattr(cast(text, Numeric), COMPARISONS[node.op])(number)
