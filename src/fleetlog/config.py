@@ -26,8 +26,9 @@ Duration = Annotated[timedelta, BeforeValidator(seconds_or_iso)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 
 
-def proxy_list(value: object) -> object:
-    """`FLEETLOG_TRUSTED_PROXIES`: comma-separated addresses or networks, or `*` for any peer."""
+def network_list(value: object) -> object:
+    """`FLEETLOG_TRUSTED_PROXIES`, `FLEETLOG_LISTENER_ALLOW`: comma-separated addresses or
+    networks, or `*` for any peer."""
     if isinstance(value, str):
         value = [item.strip() for item in value.split(",") if item.strip()]
     if isinstance(value, list):
@@ -81,6 +82,21 @@ class Settings(BaseSettings):
     # The event-time window of every ingest route, around the receive time (see ingest.py).
     max_event_age: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(days=7)
     max_event_skew: Annotated[Duration, Field(ge=timedelta(0))] = timedelta(minutes=10)
+    # Shippers' protocols (docs/protocols.md): a longer line is cut there, marked and counted.
+    max_line_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    # The Loki stream label that names the device: the first of these a stream has.
+    loki_device_labels: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["device_id", "host", "hostname", "job"]
+    )
+    # Syslog (UDP and TCP) and GELF (UDP) listeners, off unless given a port; the source
+    # networks they take logs from (they carry no credentials).
+    syslog_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    gelf_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    listener_allow: Annotated[list[str], NoDecode, BeforeValidator(network_list)] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"]
+    )
+    # How long an idempotency key (an Elasticsearch `_id`) keeps a retry from storing twice.
+    idempotency_ttl: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(hours=24)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     # Readiness: /ready answers 503 below this free disk on the data dir (embedded), or past
     # this share of Redis maxmemory (pipeline), before the store starts refusing writes.
@@ -123,7 +139,7 @@ class Settings(BaseSettings):
     max_connections: PositiveInt = 1024
     # Bytes/s a body must average once it has been arriving for `body_timeout`.
     min_body_rate: PositiveInt = 1024
-    trusted_proxies: Annotated[list[str], NoDecode, BeforeValidator(proxy_list)] = Field(
+    trusted_proxies: Annotated[list[str], NoDecode, BeforeValidator(network_list)] = Field(
         default_factory=list
     )
 
@@ -134,10 +150,11 @@ class Settings(BaseSettings):
     tail_heartbeat: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(seconds=15)
     tail_poll_interval: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(milliseconds=200)
 
-    @field_validator("database_replica_urls", mode="before")
+    @field_validator("database_replica_urls", "loki_device_labels", mode="before")
     @classmethod
     def split_urls(cls, value: object) -> object:
-        """`FLEETLOG_DATABASE_REPLICA_URLS` is a comma-separated list."""
+        """`FLEETLOG_DATABASE_REPLICA_URLS` and `FLEETLOG_LOKI_DEVICE_LABELS` are
+        comma-separated lists."""
         if isinstance(value, str):
             return [url.strip() for url in value.split(",") if url.strip()]
         return value

@@ -12,6 +12,10 @@ FIRST = datetime(1, 1, 1, tzinfo=UTC)
 LAST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
+def rfc3339(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
 def read_event_time(value: datetime | float | str) -> datetime | float:
     """RFC 3339 times in UTC (naive ones taken as UTC); epoch numbers, sent as numbers or as
     text, as floats: whether one counts seconds or milliseconds, `EventBounds.place` decides."""

@@ -2,15 +2,18 @@
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fleetlog.auth.principals import Principal
 from fleetlog.config import Settings
 from fleetlog.errors import InvalidPayload, field_path
-from fleetlog.event_time import EventBounds, EventWindow
-from fleetlog.metrics import INGEST_BATCH_SIZE, LOGS_ACCEPTED
+from fleetlog.event_time import EventBounds, EventWindow, rfc3339
+from fleetlog.metrics import INGEST_BATCH_SIZE, LOGS_ACCEPTED, SHIPPED_RECORDS
 from fleetlog.queue import Queue
 from fleetlog.records import LogIn, LogLevel, LogRecord
+from fleetlog.shippers.intake import Refusal, Rules, Shipped
 
 ACCEPTED_BY_LEVEL = {level.value: LOGS_ACCEPTED.labels(level.value) for level in LogLevel}
 
@@ -34,10 +37,22 @@ def event_window(settings: Settings) -> EventWindow:
     return EventWindow(max_age=max_age, max_skew=settings.max_event_skew)
 
 
+@dataclass(slots=True)
+class Shipment:
+    """What became of a shipper's records: the message id of each accepted one, with its
+    index in the request, and why each other one was refused."""
+
+    message_ids: list[str]
+    indexes: list[int]
+    refusals: list[Refusal]
+    received_at: datetime
+
+
 class Ingest:
-    def __init__(self, queue: Queue, *, window: EventWindow) -> None:
+    def __init__(self, queue: Queue, *, window: EventWindow, max_line_bytes: int) -> None:
         self.queue = queue
         self.window = window
+        self.max_line_bytes = max_line_bytes
 
     async def accept(
         self, logs: Sequence[LogIn], *, locate: Locate = in_batch
@@ -48,11 +63,35 @@ class Ingest:
         """
         received_at = datetime.now(UTC)
         records = accept_records(logs, self.window.at(received_at), locate)
+        return await self.put(records), received_at
+
+    async def ship(
+        self, shipped: Sequence[Shipped], *, protocol: str, principal: Principal | None
+    ) -> Shipment:
+        """Queue durably the records of a shipper's request that pass fleetlog's rules.
+
+        Record by record: one refused does not refuse the others. Raises, as `accept` does,
+        only when nothing could be made durable (the queue is full or down).
+        """
+        received_at = datetime.now(UTC)
+        rules = Rules(
+            self.window.at(received_at),
+            protocol=protocol,
+            max_line_bytes=self.max_line_bytes,
+            principal=principal,
+        )
+        passed = rules.sort(shipped)
+        message_ids = await self.put(passed.records) if passed.records else []
+        SHIPPED_RECORDS.labels(protocol, "accepted").inc(len(message_ids))
+        SHIPPED_RECORDS.labels(protocol, "refused").inc(len(passed.refusals))
+        return Shipment(message_ids, passed.indexes, passed.refusals, received_at)
+
+    async def put(self, records: list[LogRecord]) -> list[str]:
         message_ids = await self.queue.put(records)
         INGEST_BATCH_SIZE.observe(len(records))
         for level, count in Counter(record.level for record in records).items():
             ACCEPTED_BY_LEVEL[level].inc(count)
-        return message_ids, received_at
+        return message_ids
 
 
 def accept_records(logs: Sequence[LogIn], bounds: EventBounds, locate: Locate) -> list[LogRecord]:
@@ -70,10 +109,6 @@ def accept_records(logs: Sequence[LogIn], bounds: EventBounds, locate: Locate) -
     if refused:
         raise outside_window(refused, bounds)
     return records
-
-
-def rfc3339(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 def outside_window(locs: list[tuple[int | str, ...]], bounds: EventBounds) -> InvalidPayload:

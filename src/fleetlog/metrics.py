@@ -43,6 +43,23 @@ INGEST_REJECTED = Counter(
     "Ingest requests refused, by reason (validation, too_large, backlog_full, unavailable...).",
     ["reason"],
 )
+SHIPPED_RECORDS = Counter(
+    "fleetlog_shipped_records_total",
+    "Records that came by a shipper's protocol (loki, otlp, elastic, gelf, syslog), by "
+    "outcome: accepted, refused (a rule of fleetlog's), duplicate (an idempotency key seen).",
+    ["protocol", "outcome"],
+)
+LINES_TRUNCATED = Counter(
+    "fleetlog_lines_truncated_total",
+    "Shipped lines longer than FLEETLOG_MAX_LINE_BYTES, cut and marked, by protocol.",
+    ["protocol"],
+)
+LISTENER_LINES = Counter(
+    "fleetlog_listener_lines_total",
+    "Lines the syslog and GELF listeners read, by listener (syslog_udp, syslog_tcp, gelf_udp) "
+    "and outcome (accepted, invalid, refused, dropped, unlisted_source).",
+    ["listener", "outcome"],
+)
 STORE_COMMIT_SECONDS = Histogram(
     "fleetlog_store_commit_seconds",
     "Time to write and commit one batch of logs to the store.",

@@ -129,12 +129,17 @@ def check_json_type(request: Request) -> None:
         )
 
 
+async def read_decoded(request: Request, *, limit: int) -> bytes | bytearray:
+    """The body, read under `limit` and its Content-Encoding undone under the same cap."""
+    body = await read_capped(request, limit)
+    return decode(body, request.headers.get("content-encoding", "").strip().lower(), limit)
+
+
 async def parse_json(request: Request, model: type[Model], *, limit: int) -> Model:
     """Read, decode and validate a JSON body in one pass of pydantic's parser."""
     check_json_type(request)
-    body = await read_capped(request, limit)
-    encoding = request.headers.get("content-encoding", "").strip().lower()
+    body = await read_decoded(request, limit=limit)
     try:
-        return model.model_validate_json(decode(body, encoding, limit))
+        return model.model_validate_json(body)
     except ValidationError as exc:
         raise invalid_payload(exc) from None

@@ -18,7 +18,16 @@ from fleetlog.records import int64_error
 
 log = logging.getLogger(__name__)
 
-INGEST_PATHS = frozenset({"/api/log", "/api/logs/batch"})
+# The paths that take logs: the reference API's, and the shippers' protocols' (docs/protocols.md),
+# among them Elasticsearch's `/{index}/_bulk`.
+INGEST_PATHS = frozenset(
+    {"/api/log", "/api/logs/batch", "/loki/api/v1/push", "/v1/logs", "/_bulk", "/gelf"}
+)
+
+
+def is_ingest_path(path: str) -> bool:
+    return path in INGEST_PATHS or path.endswith("/_bulk")
+
 
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
@@ -114,7 +123,7 @@ def error_response(
 
 
 def count_rejection(method: str, path: str, exc: FleetlogError) -> None:
-    if method == "POST" and path in INGEST_PATHS:
+    if method == "POST" and is_ingest_path(path):
         INGEST_REJECTED.labels(exc.code).inc()
 
 

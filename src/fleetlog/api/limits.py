@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fleetlog.api.body import too_large
-from fleetlog.api.errors import INGEST_PATHS, count_rejection, error_response
+from fleetlog.api.errors import count_rejection, error_response, is_ingest_path
 from fleetlog.api.memory import MemoryReturn
 from fleetlog.api.security import ADMITTED, TOKEN_URL, presented_credential
 from fleetlog.auth.principals import Scope as AuthScope
@@ -158,7 +158,7 @@ class RequestLimits:
 
 def body_scope(path: str) -> AuthScope | None:
     """The scope a body sent to `path` needs: ingest, or admin for keys and users."""
-    if path in INGEST_PATHS:
+    if is_ingest_path(path):
         return AuthScope.INGEST
     if path.startswith(("/api/keys", "/api/users")):
         return AuthScope.ADMIN

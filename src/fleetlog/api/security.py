@@ -4,6 +4,7 @@ A credential comes as `Authorization: Bearer <API key or access token>` or `X-AP
 The two schemes are declared to OpenAPI, so Swagger UI's Authorize button offers both.
 """
 
+import base64
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -84,11 +85,25 @@ def admitted_before(request: Request, scope: Scope | None) -> Principal | None:
 
 
 def presented_credential(headers: Headers) -> str | None:
-    """A Bearer credential, else X-API-Key: what the `bearer` and `api_key_header` deps read."""
+    """A Bearer credential, else the password of Basic auth (an API key, as Promtail, Vector
+    and Beats send one), else X-API-Key."""
     scheme, _, credential = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credential:
+    scheme = scheme.lower()
+    if scheme == "bearer" and credential:
         return credential
+    if scheme == "basic" and credential:
+        return basic_password(credential)
     return headers.get("x-api-key")
+
+
+def basic_password(credential: str) -> str | None:
+    """The password of `Authorization: Basic base64(user:password)`; None if it is not one."""
+    try:
+        decoded = base64.b64decode(credential, validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    _, colon, password = decoded.partition(":")
+    return password if colon and password else None
 
 
 async def admit(request: Request, scope: Scope) -> Principal:

@@ -120,7 +120,9 @@ async def open_services(settings: Settings, *, secret: str) -> AsyncIterator[Ser
             settings=settings,
             store=store,
             queue=queue,
-            ingest=Ingest(queue, window=event_window(settings)),
+            ingest=Ingest(
+                queue, window=event_window(settings), max_line_bytes=settings.max_line_bytes
+            ),
             query=LogQuery(
                 store,
                 cursors=Cursors(secret),
