@@ -18,7 +18,7 @@ from fleetlog.bench.seeding import SeedingError
 from fleetlog.bench.spawn import StackKind
 from fleetlog.localstack import ServerError
 
-BenchWorkload = Literal["reference", "bulk", "query"]
+BenchWorkload = Literal["reference", "bulk", "otlp", "loki", "es-bulk", "query"]
 
 stderr = Console(stderr=True)
 stdout = Console()
@@ -28,7 +28,8 @@ def bench(
     workload: Annotated[
         BenchWorkload,
         typer.Option(
-            help="reference: 5 logs per request; bulk: 1,000, gzipped;"
+            help="reference: 5 logs per request; bulk: 1,000, gzipped; otlp, loki, es-bulk: the"
+            " bulk logs as shippers send them (docs/protocols.md);"
             " query: seed --logs logs, time searches and visibility"
         ),
     ] = "reference",
@@ -81,8 +82,12 @@ def bench(
     `--workload query`, seed it with a fleet's week and time searches."""
     if url is not None and spawn is not None:
         raise typer.BadParameter("give --url or --spawn, not both")
+    if spawn == "bare" and workload not in ("reference", "bulk"):
+        raise typer.BadParameter(
+            f"--workload {workload} needs a fleetlog server, not the bare ceiling"
+        )
     if workload == "query":
-        check_query_options(spawn, iterations, duration, devices, batch)
+        check_query_options(iterations, duration, devices, batch)
     options = BenchOptions(
         workload="reference" if workload == "query" else workload,
         iterations=iterations,
@@ -120,9 +125,7 @@ def bench(
         raise typer.Exit(1) from None
 
 
-def check_query_options(spawn: StackKind | None, *ingest_only: float | None) -> None:
-    if spawn == "bare":
-        raise typer.BadParameter("--workload query needs a fleetlog server, not the bare ceiling")
+def check_query_options(*ingest_only: float | None) -> None:
     if any(value is not None for value in ingest_only):
         raise typer.BadParameter(
             "--workload query seeds --logs logs: no --iterations, --duration, --devices or --batch"

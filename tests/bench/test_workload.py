@@ -1,6 +1,9 @@
 """Workloads: every log of a run is unique, numbered, and valid for the reference API."""
 
 import gzip
+import json
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from fleetlog.bench.workload import Workload
 from fleetlog.records import MAX_DEVICE_ID, LogBatchIn
@@ -53,3 +56,50 @@ class TestBodies:
     def test_device_ids_fit_the_api_limit(self):
         workload = make_workload(devices=10_000)
         assert len(workload.device_id(9_999)) <= MAX_DEVICE_ID
+
+
+class TestShipperBodies:
+    """The shipper workloads carry the bulk workload's logs in each protocol's own encoding."""
+
+    STARTED_NS = 1_764_500_000_000_000_000
+
+    def shipper(self, name):
+        return make_workload(name=name, batch=20, gzip=True, started_ns=self.STARTED_NS)
+
+    def test_otlp_sends_a_resource_per_device_in_gzipped_protobuf(self):
+        workload = self.shipper("otlp")
+        assert (workload.path, workload.content_type) == ("/v1/logs", "application/x-protobuf")
+        request = ExportLogsServiceRequest.FromString(gzip.decompress(workload.body(3)))
+        sent = []
+        for resource_logs in request.resource_logs:
+            [service] = resource_logs.resource.attributes
+            assert service.key == "service.name"
+            device = workload.device_ids().index(service.value.string_value)
+            for record in resource_logs.scope_logs[0].log_records:
+                attributes = {kv.key: kv.value for kv in record.attributes}
+                number = workload.log_number(device, attributes["seq"].int_value)
+                assert record.time_unix_nano == self.STARTED_NS + number * 1000
+                assert (
+                    record.severity_text
+                    == ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")[number % 5]
+                )
+                sent.append(number)
+        assert sorted(sent) == list(workload.log_range(3))
+
+    def test_es_bulk_sends_create_actions_and_sources_in_gzipped_ndjson(self):
+        workload = self.shipper("es-bulk")
+        assert (workload.path, workload.content_type) == ("/_bulk", "application/x-ndjson")
+        lines = gzip.decompress(workload.body(3)).decode().splitlines()
+        assert len(lines) == 40
+        sent = []
+        for action, source in zip(lines[::2], lines[1::2], strict=True):
+            assert json.loads(action) == {"create": {"_index": "fleetlog-bench"}}
+            log = json.loads(source)
+            device = workload.device_ids().index(log["host"]["name"])
+            number = workload.log_number(device, log["seq"])
+            assert (
+                log["log"]["level"] == ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")[number % 5]
+            )
+            assert log["@timestamp"].endswith("Z")
+            sent.append(number)
+        assert sent == list(workload.log_range(3))

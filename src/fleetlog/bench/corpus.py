@@ -120,6 +120,7 @@ class Corpus:
     gzip: bool = True
     live: bool = False
     path: str = "/api/logs/batch"
+    content_type: str = "application/json"
 
     @cached_property
     def vocabulary(self) -> list[str]:

@@ -51,6 +51,9 @@ class Bodies(Protocol):
     def path(self) -> str: ...
 
     @property
+    def content_type(self) -> str: ...
+
+    @property
     def gzip(self) -> bool: ...
 
     @property
@@ -129,7 +132,7 @@ class ShardRequests:
         self.shard = shard
         self.processes = plan.processes
         self.host = f"{plan.host}:{plan.port}"
-        self.headers = [("Content-Type", "application/json"), *plan.headers]
+        self.headers = [("Content-Type", plan.workload.content_type), *plan.headers]
         if plan.workload.gzip:
             self.headers.append(("Content-Encoding", "gzip"))
         total = plan.requests

@@ -40,6 +40,11 @@ DEFAULTS: dict[WorkloadName, WorkloadDefaults] = {
     "reference": WorkloadDefaults(devices=100, batch=5, concurrency=200, gzip=False, iterations=10),
     # Shippers sending big gzipped batches; few connections keep the backlog under its cap.
     "bulk": WorkloadDefaults(devices=100, batch=1000, concurrency=16, gzip=True, iterations=30),
+    # The bulk workload's logs as shippers send them (bench/shippers.py): gzipped OTLP protobuf
+    # and Elasticsearch NDJSON, Loki's protobuf in its own snappy.
+    "otlp": WorkloadDefaults(devices=100, batch=1000, concurrency=16, gzip=True, iterations=30),
+    "es-bulk": WorkloadDefaults(devices=100, batch=1000, concurrency=16, gzip=True, iterations=30),
+    "loki": WorkloadDefaults(devices=100, batch=1000, concurrency=16, gzip=False, iterations=30),
 }
 
 
@@ -74,6 +79,7 @@ def build_workload(options: BenchOptions) -> Workload:
         devices=options.devices or defaults.devices,
         batch=options.batch or defaults.batch,
         gzip=defaults.gzip,
+        started_ns=time.time_ns(),
     )
 
 

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
-WorkloadName = Literal["reference", "bulk"]
+from fleetlog.bench.shippers import WIRES, BenchLog, Wire
+
+WorkloadName = Literal["reference", "bulk", "otlp", "loki", "es-bulk"]
 
 LOGS_PER_DEVICE = 100
 LEVELS = (b"DEBUG", b"INFO", b"WARNING", b"ERROR", b"CRITICAL")
@@ -39,7 +41,22 @@ class Workload:
     devices: int
     batch: int
     gzip: bool
-    path: str = "/api/logs/batch"
+    # Event times of the shipper workloads, which send them as shippers do: log g happened g µs
+    # after this (epoch ns); the reference and bulk workloads send none, as the reference does.
+    started_ns: int = 0
+
+    @cached_property
+    def wire(self) -> Wire | None:
+        """How a shipper workload's requests go; None for the reference API's JSON batch."""
+        return WIRES.get(self.name)
+
+    @property
+    def path(self) -> str:
+        return "/api/logs/batch" if self.wire is None else self.wire.path
+
+    @property
+    def content_type(self) -> str:
+        return "application/json" if self.wire is None else self.wire.content_type
 
     @cached_property
     def logs_per_iteration(self) -> int:
@@ -71,8 +88,12 @@ class Workload:
 
     def body(self, request: int) -> bytes:
         """The request body of request `request`, gzipped when the workload says so."""
-        logs = b",".join(self.encode_log(number) for number in self.log_range(request))
-        payload = b'{"logs":[' + logs + b"]}"
+        numbers = self.log_range(request)
+        if self.wire is not None:
+            payload = self.wire.encode([self.shipped_log(number) for number in numbers])
+        else:
+            logs = b",".join(self.encode_log(number) for number in numbers)
+            payload = b'{"logs":[' + logs + b"]}"
         return gzip.compress(payload, GZIP_LEVEL, mtime=0) if self.gzip else payload
 
     def encode_log(self, number: int) -> bytes:
@@ -90,4 +111,16 @@ class Workload:
             self.run_id,
             sequence,
             value,
+        )
+
+    def shipped_log(self, number: int) -> BenchLog:
+        sequence, device = divmod(number, self.devices)
+        return BenchLog(
+            device_id=self.device_id(device),
+            level=LEVELS[number % len(LEVELS)].decode(),
+            message=f"sensor reading out of range (run {self.run}, #{sequence})",
+            run=self.run,
+            seq=sequence,
+            value=number % 1000 / 10,
+            ts_ns=self.started_ns + number * 1000,
         )
