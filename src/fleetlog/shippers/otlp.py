@@ -9,6 +9,7 @@ ignored). Every answer, success or error, is in the request's encoding, as the s
 
 import base64
 import binascii
+import re
 from enum import Enum
 from typing import Any
 
@@ -24,6 +25,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from fleetlog.errors import FleetlogError, MalformedBody, UnsupportedMediaType
 from fleetlog.shippers.rpc_status import POOL, BadRequest, Status
 
+FAILED_FIELD = re.compile(r"Failed to parse (\w+) field: ")
 ID_FIELDS = ("traceId", "spanId", "trace_id", "span_id")
 # google.rpc.Code of an HTTP status; OTLP clients read the HTTP status, people the code.
 RPC_CODES = {400: 3, 401: 16, 403: 7, 408: 4, 413: 8, 415: 3, 429: 8, 503: 14}
@@ -81,10 +83,17 @@ def decode_json(body: bytes | bytearray) -> ExportLogsServiceRequest:
             document, ExportLogsServiceRequest(), ignore_unknown_fields=True
         )
     except json_format.ParseError as exc:
-        # protobuf's sentence names the field of the client's document and what it expected.
-        raise malformed(
-            f"the body is not an OTLP/JSON ExportLogsServiceRequest: {exc}", "json"
-        ) from None
+        raise unparsed(str(exc)) from None
+
+
+def unparsed(error: str) -> MalformedBody:
+    """protobuf's account of a field it could not read ("Failed to parse a field: Failed to
+    parse b field: <why>"), told as the field's path and why."""
+    failed = list(FAILED_FIELD.finditer(error))
+    field = ".".join(match[1] for match in failed) or "body"
+    reason = error[failed[-1].end() :] if failed else error
+    message = f"{field} is not OTLP/JSON: {reason.rstrip('.')}"
+    return MalformedBody(message, detail=[{"field": field, "rule": "json", "message": message}])
 
 
 def hex_ids_as_base64(document: dict[str, Any]) -> None:
