@@ -1,0 +1,195 @@
+"""OTLP log records mapped onto fleetlog's log record; docs/protocols.md has the table.
+
+The device is named by the resource (the attributes in DEVICE_ATTRIBUTES, first found); the
+level by the severity number, else its text; the message by a string body, else the body as
+compact JSON (so its words are searched), the body itself kept in `log_data.body`. Every other
+part of a record lands in `log_data` under a key of its own, each key-value list as a JSON
+object whose dotted keys are nested, so the query language's `attr.a.b` reaches `a.b`.
+"""
+
+import base64
+import math
+from collections.abc import Iterable, KeysView
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from fleetlog.records import EPOCH, LogLevel, normalise_level
+from fleetlog.shippers.intake import Refusal, Shipped
+
+# The resource attributes that name the device, in this order: the semantic conventions'
+# device, the service, the host. An SDK left unconfigured names its service `unknown_service`
+# (or `unknown_service:<process>`): a host name, when there is one, says more.
+DEVICE_ID, SERVICE_NAME, HOST_NAME = "device.id", "service.name", "host.name"
+UNNAMED_SERVICE = "unknown_service"
+NO_DEVICE = (
+    "the resource names no device: it has no device.id, service.name or host.name attribute "
+    "(a non-empty string)"
+)
+# Severity numbers 1-24 in ranges of four: TRACE, DEBUG, INFO, WARN, ERROR, FATAL.
+SEVERITY_LEVELS = (
+    LogLevel.DEBUG,
+    LogLevel.DEBUG,
+    LogLevel.INFO,
+    LogLevel.WARNING,
+    LogLevel.ERROR,
+    LogLevel.CRITICAL,
+)
+# Doubles JSON cannot hold, spelt as protobuf's JSON mapping spells them.
+NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+@dataclass(slots=True)
+class Mapped:
+    """A request's records as `Shipped`, each with its index among the request's records
+    (counted across resources and scopes), and the records refused for naming no device."""
+
+    shipped: list[Shipped]
+    indexes: list[int]
+    refusals: list[Refusal]
+    total: int = 0
+
+
+def map_request(request: ExportLogsServiceRequest) -> Mapped:
+    mapped = Mapped([], [], [])
+    for resource_logs in request.resource_logs:
+        attributes = resource_logs.resource.attributes
+        device = device_of(attributes)
+        resource = key_values(attributes)
+        for scope_logs in resource_logs.scope_logs:
+            context = {"resource": resource, "scope": scope_of(scope_logs.scope)}
+            context = {key: value for key, value in context.items() if value}
+            for record in scope_logs.log_records:
+                index = mapped.total
+                mapped.total += 1
+                if device is None:
+                    mapped.refusals.append(Refusal(index, "device_id", NO_DEVICE))
+                    continue
+                mapped.shipped.append(shipped(record, device, context))
+                mapped.indexes.append(index)
+    return mapped
+
+
+def device_of(attributes: Iterable[KeyValue]) -> str | None:
+    named = {
+        pair.key: pair.value.string_value
+        for pair in attributes
+        if pair.key in (DEVICE_ID, SERVICE_NAME, HOST_NAME) and pair.value.string_value
+    }
+    service = named.get(SERVICE_NAME)
+    configured = None if service is None or service.startswith(UNNAMED_SERVICE) else service
+    for candidate in (named.get(DEVICE_ID), configured, named.get(HOST_NAME), service):
+        if candidate:
+            return candidate
+    return None
+
+
+def shipped(record: LogRecord, device: str, context: dict[str, Any]) -> Shipped:
+    log_data: dict[str, Any] = {}
+    if record.attributes:
+        log_data["attributes"] = key_values(record.attributes)
+    message, body = message_of(record)
+    if body is not None:
+        log_data["body"] = body
+    if record.trace_id:
+        log_data["trace_id"] = record.trace_id.hex()
+    if record.span_id:
+        log_data["span_id"] = record.span_id.hex()
+    for name in ("flags", "severity_number", "severity_text", "event_name"):
+        if value := getattr(record, name):
+            log_data[name] = value
+    if record.dropped_attributes_count:
+        log_data["dropped_attributes_count"] = record.dropped_attributes_count
+    log_data.update(context)
+    return Shipped(device, level_of(record), message, log_data, event_time(record))
+
+
+def level_of(record: LogRecord) -> LogLevel:
+    """By the severity number; else its text, in any usual spelling or an OTel short name
+    (`WARN2`); else INFO."""
+    number = record.severity_number
+    if 1 <= number <= 24:
+        return SEVERITY_LEVELS[(number - 1) // 4]
+    text = record.severity_text
+    for spelling in (text, text.strip().rstrip("0123456789")):
+        level = normalise_level(spelling)
+        if isinstance(level, LogLevel):
+            return level
+    return LogLevel.INFO
+
+
+def message_of(record: LogRecord) -> tuple[str, Any]:
+    """The message, and the body to keep in log_data when it is not a string (else None)."""
+    if record.body.WhichOneof("value") == "string_value":
+        return record.body.string_value, None
+    body = any_value(record.body)
+    if body is None:
+        return record.event_name, None
+    return (body if isinstance(body, str) else orjson.dumps(body).decode()), body
+
+
+def event_time(record: LogRecord) -> datetime | None:
+    nanos = record.time_unix_nano or record.observed_time_unix_nano
+    return EPOCH + timedelta(microseconds=nanos // 1000) if nanos else None
+
+
+def scope_of(scope: InstrumentationScope) -> dict[str, Any]:
+    described = {
+        "name": scope.name,
+        "version": scope.version,
+        "attributes": key_values(scope.attributes),
+    }
+    return {key: value for key, value in described.items() if value}
+
+
+def any_value(value: AnyValue) -> Any:
+    """An AnyValue as plain JSON: bytes as base64 (as protobuf's JSON mapping writes them),
+    non-finite doubles as "NaN", "Infinity" or "-Infinity"; unset as None."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value":
+        number = value.double_value
+        return number if math.isfinite(number) else NON_FINITE.get(number, "NaN")
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "kvlist_value":
+        return key_values(value.kvlist_value.values)
+    if kind == "array_value":
+        return [any_value(item) for item in value.array_value.values]
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    # Unset, or a string index, which means something only in a profiles dictionary.
+    return None
+
+
+def key_values(pairs: Iterable[KeyValue]) -> dict[str, Any]:
+    """A key-value list as a JSON object (the last of a repeated key wins), dotted keys nested."""
+    values = {pair.key: any_value(pair.value) for pair in pairs}
+    if not any("." in key for key in values):
+        return values
+    tree: dict[str, Any] = {}
+    for key, value in values.items():
+        place(tree, key, value, keys=values.keys())
+    return tree
+
+
+def place(tree: dict[str, Any], key: str, value: Any, *, keys: KeysView[str]) -> None:
+    """`http.method` at tree["http"]["method"]. A key that another key is a prefix of (`http`
+    and `http.method` both sent), or with an empty part, stays whole, at the top."""
+    parts = key.split(".")
+    prefixes = (".".join(parts[:end]) for end in range(1, len(parts)))
+    if not all(parts) or any(prefix in keys for prefix in prefixes):
+        tree[key] = value
+        return
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
