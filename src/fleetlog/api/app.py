@@ -12,11 +12,23 @@ from fleetlog.api.fastpath import FastPath
 from fleetlog.api.limits import BodyBudget, RequestLimits
 from fleetlog.api.middleware import MetricsMiddleware
 from fleetlog.api.openapi import install_openapi
-from fleetlog.api.routes import admin, auth, counts, ingest, otlp, query, search, system, tail
+from fleetlog.api.routes import (
+    admin,
+    auth,
+    counts,
+    ingest,
+    loki,
+    otlp,
+    query,
+    search,
+    system,
+    tail,
+)
 from fleetlog.api.security import jwt_secret, open_gatekeeper
 from fleetlog.api.services import open_services
 from fleetlog.config import Settings
 from fleetlog.records import LogBatchIn, LogIn
+from fleetlog.shippers.loki_wire import LokiPush
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -71,9 +83,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(MetricsMiddleware)
     # `counts` first: /api/logs/{device_id} of `query` would take /api/logs/count.
-    for module in (ingest, otlp, counts, search, query, system, auth, admin, tail):
+    for module in (ingest, loki, otlp, counts, search, query, system, auth, admin, tail):
         app.include_router(module.router)
-    install_openapi(app, [LogIn, LogBatchIn])
+    install_openapi(app, [LogIn, LogBatchIn, LokiPush])
     return app
 
 
