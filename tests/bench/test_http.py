@@ -21,6 +21,7 @@ def test_a_framed_request_is_a_complete_post():
     [
         (b"HTTP/1.1 200 OK\r\ncontent-length: 42\r\ncontent-type: application/json", 42),
         (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 7", 7),
+        (b"HTTP/1.1 204 No Content\r\ndate: Mon, 30 Nov 2026 16:00:00 GMT", 0),
     ],
 )
 def test_content_length_is_found_in_any_case_and_position(head, length):

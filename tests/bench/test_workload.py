@@ -3,10 +3,13 @@
 import gzip
 import json
 
+import cramjam
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from fleetlog.bench.runner import DEFAULTS
 from fleetlog.bench.workload import Workload
 from fleetlog.records import MAX_DEVICE_ID, LogBatchIn
+from fleetlog.shippers.loki_push_pb2 import PushRequest
 
 
 def make_workload(**overrides):
@@ -64,7 +67,8 @@ class TestShipperBodies:
     STARTED_NS = 1_764_500_000_000_000_000
 
     def shipper(self, name):
-        return make_workload(name=name, batch=20, gzip=True, started_ns=self.STARTED_NS)
+        gzipped = DEFAULTS[name].gzip
+        return make_workload(name=name, batch=20, gzip=gzipped, started_ns=self.STARTED_NS)
 
     def test_otlp_sends_a_resource_per_device_in_gzipped_protobuf(self):
         workload = self.shipper("otlp")
@@ -103,3 +107,21 @@ class TestShipperBodies:
             assert log["@timestamp"].endswith("Z")
             sent.append(number)
         assert sent == list(workload.log_range(3))
+
+    def test_loki_sends_a_stream_per_device_in_snappy_protobuf(self):
+        workload = self.shipper("loki")
+        assert workload.path == "/loki/api/v1/push"
+        assert workload.content_type == "application/x-protobuf"
+        body = workload.body(3)
+        request = PushRequest.FromString(bytes(cramjam.snappy.decompress_raw(body)))
+        sent = []
+        for stream in request.streams:
+            device_id = stream.labels.split('"')[1]
+            device = workload.device_ids().index(device_id)
+            for entry in stream.entries:
+                metadata = {pair.name: pair.value for pair in entry.structuredMetadata}
+                number = workload.log_number(device, int(metadata["seq"]))
+                ts_ns = entry.timestamp.seconds * 1_000_000_000 + entry.timestamp.nanos
+                assert ts_ns == self.STARTED_NS + number * 1000
+                sent.append(number)
+        assert sorted(sent) == list(workload.log_range(3))

@@ -39,7 +39,10 @@ def frame_request(
 
 
 def content_length(head: bytes) -> int:
-    """The Content-Length of an answer head (status line and headers, without the blank line)."""
+    """The Content-Length of an answer head (status line and headers, without the blank line);
+    0 for a 204 (Loki push's success), which has no content and need not say so."""
+    if head[9:12] == b"204":
+        return 0
     start = head.lower().find(CONTENT_LENGTH)
     if start < 0:
         raise ProtocolError("an answer without Content-Length (chunked answers are not read)")

@@ -13,13 +13,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import groupby
 
+import cramjam
 import orjson
+from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from fleetlog.event_time import rfc3339
+from fleetlog.shippers.loki_push_pb2 import (
+    EntryAdapter,
+    LabelPairAdapter,
+    PushRequest,
+    StreamAdapter,
+)
 
 SEVERITY_NUMBERS = {"DEBUG": 5, "INFO": 9, "WARNING": 13, "ERROR": 17, "CRITICAL": 21}
 
@@ -102,7 +110,35 @@ def encode_es_bulk(logs: Sequence[BenchLog]) -> bytes:
     return b"".join(lines)
 
 
+def loki_entry(log: BenchLog) -> EntryAdapter:
+    seconds, nanos = divmod(log.ts_ns, 1_000_000_000)
+    return EntryAdapter(
+        timestamp=Timestamp(seconds=seconds, nanos=nanos),
+        line=log.message,
+        structuredMetadata=[
+            LabelPairAdapter(name="level", value=log.level.lower()),
+            LabelPairAdapter(name="run", value=log.run),
+            LabelPairAdapter(name="seq", value=str(log.seq)),
+            LabelPairAdapter(name="value", value=str(log.value)),
+        ],
+    )
+
+
+def encode_loki(logs: Sequence[BenchLog]) -> bytes:
+    request = PushRequest(
+        streams=[
+            StreamAdapter(
+                labels=f'{{device_id="{device}", job="fleetlog-bench"}}',
+                entries=[loki_entry(log) for log in group],
+            )
+            for device, group in by_device(logs)
+        ]
+    )
+    return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
+
+
 WIRES: dict[str, Wire] = {
+    "loki": Wire("/loki/api/v1/push", "application/x-protobuf", encode_loki),
     "otlp": Wire("/v1/logs", "application/x-protobuf", encode_otlp),
     "es-bulk": Wire("/_bulk", "application/x-ndjson", encode_es_bulk),
 }

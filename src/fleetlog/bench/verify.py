@@ -22,7 +22,9 @@ from fleetlog.store.partitions import create_partition, partition_days
 
 POLL_INTERVAL_S = 0.05
 
-Tally = list[tuple[str, int, int]]  # device_id, sequence, rows
+# device_id, sequence, rows. The sequence is `log_data.seq`, or `log_data.attributes.seq` where
+# OTLP's mapping keeps a record's attributes (docs/protocols.md).
+Tally = list[tuple[str, int, int]]
 
 
 class StoredLogs(Protocol):
@@ -52,7 +54,8 @@ class SqliteLogs:
 
     async def tally(self, devices: Sequence[str]) -> Tally:
         query = (
-            "SELECT device_id, CAST(json_extract(log_data, '$.seq') AS INTEGER), count(*)"
+            "SELECT device_id, CAST(coalesce(json_extract(log_data, '$.seq'),"
+            " json_extract(log_data, '$.attributes.seq')) AS INTEGER), count(*)"
             f" FROM logs WHERE device_id IN ({placeholders(devices)}) GROUP BY 1, 2"
         )
         return [
@@ -93,7 +96,8 @@ class PostgresLogs:
 
     async def tally(self, devices: Sequence[str]) -> Tally:
         query = (
-            "SELECT device_id, (log_data->>'seq')::bigint, count(*)"
+            "SELECT device_id, coalesce(log_data->>'seq', log_data#>>'{attributes,seq}')::bigint,"
+            " count(*)"
             " FROM logs WHERE device_id = ANY($1::text[]) GROUP BY 1, 2"
         )
         rows = await self.connection.fetch(query, list(devices))
