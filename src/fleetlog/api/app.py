@@ -12,10 +12,11 @@ from fleetlog.api.fastpath import FastPath
 from fleetlog.api.limits import BodyBudget, RequestLimits
 from fleetlog.api.middleware import MetricsMiddleware
 from fleetlog.api.openapi import install_openapi
-from fleetlog.api.routes import admin, auth, counts, ingest, query, search, system, tail
+from fleetlog.api.routes import admin, auth, counts, gelf, ingest, query, search, system, tail
 from fleetlog.api.security import jwt_secret, open_gatekeeper
 from fleetlog.api.services import open_services
 from fleetlog.config import Settings
+from fleetlog.listeners import open_listeners
 from fleetlog.records import LogBatchIn, LogIn
 
 
@@ -26,9 +27,11 @@ def create_app(settings: Settings) -> FastAPI:
         async with (
             open_services(settings, secret=secret) as services,
             open_gatekeeper(settings, secret=secret) as gatekeeper,
+            open_listeners(settings, services.ingest) as listeners,
         ):
             app.state.services = services
             app.state.gatekeeper = gatekeeper
+            app.state.listeners = listeners
             # What is alive now lives as long as the process: out of the collector's sight, the
             # ~100k objects of the app are not scanned again by every full collection, which a
             # 1,000-log batch's objects set off often (it halves the cost of validating one).
@@ -71,7 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(MetricsMiddleware)
     # `counts` first: /api/logs/{device_id} of `query` would take /api/logs/count.
-    for module in (ingest, counts, search, query, system, auth, admin, tail):
+    for module in (ingest, counts, search, query, system, auth, admin, tail, gelf):
         app.include_router(module.router)
     install_openapi(app, [LogIn, LogBatchIn])
     return app
