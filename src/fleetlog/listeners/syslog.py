@@ -57,6 +57,8 @@ def parse_syslog(line: bytes, *, source: str, now: datetime) -> Shipped:
         host, message, ts = rfc5424(rest[2:], log_data)
     else:
         host, message, ts = rfc3164(rest.decode(errors="replace"), log_data, now)
+    # rsyslog's %msg% keeps the space after the tag's colon: it forwards "…- -  text".
+    message = message.lstrip(" ")
     return Shipped(host or source, SEVERITY_LEVELS[severity], message, log_data, ts)
 
 
