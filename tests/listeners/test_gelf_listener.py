@@ -6,11 +6,14 @@ import os
 import zlib
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
+from fleetlog.auth.principals import Scope
 from fleetlog.localstack import free_port
 from tests.api.test_pipeline_query import stored_and_acknowledged
 from tests.fixtures.app import client_of, running_app
+from tests.fixtures.auth import add_key, bearer, secure_settings, serving
 from tests.fixtures.pipeline import Table, running_worker, wait_for
 from tests.listeners.conftest import Counted, Fleetlog, send_udp
 
@@ -151,3 +154,23 @@ async def test_the_udp_listener_writes_to_the_pipeline_streams(pipeline, pg_url)
             assert_mapped(log, log["message"])
         keys = await Table(pg_url).keys()
         assert len(keys) == len(set(keys)) == 20
+
+
+class TestCredentials:
+    async def test_a_key_bound_to_a_device_prefix_writes_only_its_devices(self, tmp_path):
+        settings = secure_settings(tmp_path / "data")
+        key = await add_key(settings, "cams", Scope.INGEST, device_prefix="cam-")
+        async with serving(settings) as http:
+            assert (await http.post("/gelf", content=gelf("no key"))).status_code == 401
+            answer = await http.post(
+                "/gelf", content=gelf("kiosk", host="kiosk-1"), headers=bearer(key)
+            )
+            assert answer.status_code == 403
+            assert answer.json()["detail"][0] == {
+                "field": "host",
+                "rule": "device_prefix",
+                "message": answer.json()["message"],
+            }
+            basic = httpx.BasicAuth("shipper", key)
+            answer = await http.post("/gelf", content=gelf("camera"), auth=basic)
+            assert answer.status_code == 202

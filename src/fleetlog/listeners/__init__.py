@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from fleetlog.config import Settings
 from fleetlog.ingest import Ingest
 from fleetlog.listeners.chunks import Reassembly
-from fleetlog.listeners.outlet import Allowlist, Outlet
+from fleetlog.listeners.outlet import Outlet
+from fleetlog.listeners.sources import Allowlist
 from fleetlog.listeners.tcp import SyslogTcp
 from fleetlog.listeners.udp import DatagramListener, GelfDatagrams, syslog_datagrams
 
@@ -40,9 +41,11 @@ async def open_listeners(settings: Settings, ingest: Ingest) -> AsyncIterator[Li
     listeners = Listeners()
     async with AsyncExitStack() as stack:
         if settings.syslog_port is not None:
-            listeners.syslog_port = await open_syslog(settings, ingest, stack)
+            listeners.syslog_port = await open_syslog(
+                settings, ingest, stack, port=settings.syslog_port
+            )
         if settings.gelf_port is not None:
-            listeners.gelf_port = await open_gelf(settings, ingest, stack)
+            listeners.gelf_port = await open_gelf(settings, ingest, stack, port=settings.gelf_port)
         yield listeners
 
 
@@ -52,16 +55,17 @@ def group_size(settings: Settings) -> int:
     return settings.max_backlog // shards
 
 
-async def open_syslog(settings: Settings, ingest: Ingest, stack: AsyncExitStack) -> int:
+async def open_syslog(
+    settings: Settings, ingest: Ingest, stack: AsyncExitStack, *, port: int
+) -> int:
+    """TCP first: a port given as 0 is chosen there, and UDP binds the same number."""
     allowlist = Allowlist(settings.listener_allow)
     tcp = SyslogTcp(
         Outlet(ingest, protocol="syslog", listener="syslog_tcp", group=group_size(settings)),
         allowlist,
         max_line_bytes=settings.max_line_bytes,
     )
-    server = await asyncio.start_server(
-        tcp.serve, settings.host, settings.syslog_port, reuse_port=True
-    )
+    server = await asyncio.start_server(tcp.serve, settings.host, port, reuse_port=True)
     stack.push_async_callback(close_server, server, tcp.close)
     port = int(server.sockets[0].getsockname()[1])
     udp = DatagramListener(
@@ -74,12 +78,11 @@ async def open_syslog(settings: Settings, ingest: Ingest, stack: AsyncExitStack)
     return port
 
 
-async def open_gelf(settings: Settings, ingest: Ingest, stack: AsyncExitStack) -> int:
+async def open_gelf(settings: Settings, ingest: Ingest, stack: AsyncExitStack, *, port: int) -> int:
     outlet = Outlet(ingest, protocol="gelf", listener="gelf_udp", group=group_size(settings))
     datagrams = GelfDatagrams(outlet, limit=settings.max_body_bytes, reassembly=Reassembly())
     udp = DatagramListener(datagrams, outlet, Allowlist(settings.listener_allow))
-    assert settings.gelf_port is not None
-    port = await open_datagrams(udp, settings.host, settings.gelf_port, stack)
+    port = await open_datagrams(udp, settings.host, port, stack)
     sweeper = asyncio.create_task(datagrams.sweep(), name="fleetlog-gelf-sweep")
     stack.push_async_callback(cancelled, sweeper)
     log.info("GELF listening on %s:%d (UDP)", settings.host, port)

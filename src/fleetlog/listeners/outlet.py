@@ -3,10 +3,9 @@
 Listeners answer nobody, so the counters are the only account of what became of a line:
 `fleetlog_listener_lines_total{listener, outcome}` with accepted, refused (a rule of
 fleetlog's), invalid (not the protocol), dropped (fleetlog could not take it) and
-unlisted_source.
+unlisted_source (see `sources`).
 """
 
-import ipaddress
 import logging
 from collections.abc import Sequence
 
@@ -18,8 +17,6 @@ log = logging.getLogger(__name__)
 
 # Records per `ship` call at most: one queue entry, one commit, a bounded retry.
 MAX_GROUP = 1000
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Outlet:
@@ -58,24 +55,3 @@ class Outlet:
     def invalid(self, reason: str) -> None:
         self.count("invalid")
         log.debug("%s read an invalid line: %s", self.listener, reason)
-
-
-class Allowlist:
-    """The source networks a listener takes logs from (`FLEETLOG_LISTENER_ALLOW`)."""
-
-    def __init__(self, allowed: Sequence[str]) -> None:
-        self.anyone = "*" in allowed
-        self.networks: list[Network] = [
-            ipaddress.ip_network(item) for item in allowed if item != "*"
-        ]
-
-    def admits(self, address: str) -> bool:
-        if self.anyone:
-            return True
-        try:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip in network for network in self.networks)

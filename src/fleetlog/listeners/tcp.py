@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from fleetlog.errors import Unavailable
 from fleetlog.listeners.errors import InvalidLine
 from fleetlog.listeners.framing import Frame, Framer
-from fleetlog.listeners.outlet import Allowlist, Outlet
+from fleetlog.listeners.outlet import Outlet
+from fleetlog.listeners.sources import Allowlist
 from fleetlog.listeners.syslog import parse_syslog
 from fleetlog.metrics import LINES_TRUNCATED, LISTENER_PAUSES
 from fleetlog.shippers.intake import TRUNCATED, Shipped

@@ -10,12 +10,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from fleetlog.errors import PayloadTooLarge, Unavailable
 from fleetlog.listeners.chunks import MAGIC, Reassembly
 from fleetlog.listeners.errors import InvalidLine
 from fleetlog.listeners.gelf import InvalidGelf, inflate, parse_gelf
-from fleetlog.listeners.outlet import Allowlist, Outlet
+from fleetlog.listeners.outlet import Outlet
+from fleetlog.listeners.sources import Allowlist
 from fleetlog.listeners.syslog import parse_syslog
 from fleetlog.shippers.intake import Shipped
 
@@ -41,7 +43,7 @@ class DatagramListener(asyncio.DatagramProtocol):
         self.max_pending = PENDING_GROUPS * outlet.group
         self.wakeup = asyncio.Event()
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         source = str(addr[0])
         if not self.allowlist.admits(source):
             self.outlet.count("unlisted_source")
