@@ -50,7 +50,7 @@ def token(server) -> str:
 # so too with a `cursor`, which only the server can make (a generated one is refused, a 400),
 # and with the query language and times, whose grammar a JSON Schema does not state.
 LENIENT = [negative_data_rejection, allow_header_conformance]
-INGEST_PATHS = {"/api/log", "/api/logs/batch"}
+INGEST_PATHS = {"/api/log", "/api/logs/batch", "/gelf"}
 GRAMMARS = {"cursor", "q", "since", "until"}
 # The live tail is left out: an event stream never ends (tests/api/test_tail.py covers it).
 schema = schemathesis.openapi.from_dict(create_app(Settings(_env_file=None)).openapi()).exclude(

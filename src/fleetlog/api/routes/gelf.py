@@ -23,6 +23,31 @@ GELF_RESPONSES: dict[int | str, dict[str, str]] = {
     400: {"description": "Not a GELF message, or a rule of fleetlog's refuses it"},
     403: {"description": "The key may not write this device, or lacks the ingest scope"},
 }
+# What OpenAPI shows of a GELF message; `_`-prefixed additional fields may be added.
+GELF_BODY: dict[str, object] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["host", "short_message"],
+                    "properties": {
+                        "version": {"type": "string", "example": "1.1"},
+                        "host": {"type": "string", "minLength": 1, "maxLength": 50},
+                        "short_message": {"type": "string", "minLength": 1},
+                        "full_message": {"type": "string"},
+                        "timestamp": {"type": "number", "description": "epoch seconds"},
+                        "level": {"type": "integer", "minimum": 0, "maximum": 7},
+                    },
+                    "additionalProperties": True,
+                }
+            }
+        },
+    },
+    **SECURITY,
+}
+
 # The GELF field behind each of fleetlog's rules (log_data's come from additional fields).
 RULE_FIELDS = {
     "device_id": "host",
@@ -48,7 +73,7 @@ def refused(refusal: Refusal) -> FleetlogError:
     status_code=202,
     response_class=Response,
     responses=GELF_RESPONSES,
-    openapi_extra=SECURITY,
+    openapi_extra=GELF_BODY,
 )
 async def ingest_gelf(request: Request) -> Response:
     """Store one GELF message; answered once it is durable."""
