@@ -83,6 +83,10 @@ def banner(settings: Settings, security: str) -> None:
         f"  metrics       {url}/metrics",
         f"  security      {security}",
     ]
+    if settings.syslog_port is not None:
+        lines.append(f"  syslog        {settings.host}:{settings.syslog_port} (UDP and TCP)")
+    if settings.gelf_port is not None:
+        lines.append(f"  GELF          {settings.host}:{settings.gelf_port} (UDP), {url}/gelf")
     announce(settings, "\n".join(lines))
 
 
@@ -95,10 +99,22 @@ def serve(
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Serve off loopback even with no credentials")
     ] = False,
+    syslog_port: Annotated[
+        int | None, typer.Option(help="Also take syslog on this port (UDP and TCP)", min=0)
+    ] = None,
+    gelf_port: Annotated[
+        int | None, typer.Option(help="Also take GELF on this UDP port", min=0)
+    ] = None,
 ) -> None:
     """Run the service (embedded on SQLite unless Redis and PostgreSQL are configured)."""
     settings = load_settings(
-        host=host, port=port, workers=workers, data_dir=data_dir, insecure=insecure or None
+        host=host,
+        port=port,
+        workers=workers,
+        data_dir=data_dir,
+        insecure=insecure or None,
+        syslog_port=syslog_port,
+        gelf_port=gelf_port,
     )
     configure_logging(settings.log_format, settings.log_level)
     asyncio.run(migrate_to_head(settings))

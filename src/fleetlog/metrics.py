@@ -60,6 +60,12 @@ LISTENER_LINES = Counter(
     "and outcome (accepted, invalid, refused, dropped, unlisted_source).",
     ["listener", "outcome"],
 )
+LISTENER_PAUSES = Counter(
+    "fleetlog_listener_pauses_total",
+    "Times a TCP listener stopped reading a connection because the backlog was full or the "
+    "store unavailable, until it could take the lines read (by listener).",
+    ["listener"],
+)
 STORE_COMMIT_SECONDS = Histogram(
     "fleetlog_store_commit_seconds",
     "Time to write and commit one batch of logs to the store.",

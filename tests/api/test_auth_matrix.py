@@ -80,6 +80,9 @@ async def create_user(world: World) -> Request:
     return "POST", "/api/users", {"json": body}
 
 
+GELF = {"version": "1.1", "host": "device_001", "short_message": "door opened"}
+
+
 @dataclass(frozen=True)
 class Route:
     name: str
@@ -91,6 +94,7 @@ class Route:
 ROUTES = [
     Route("log", Scope.INGEST, fixed("POST", "/api/log", json=make_log())),
     Route("batch", Scope.INGEST, fixed("POST", "/api/logs/batch", json=make_batch(3))),
+    Route("gelf", Scope.INGEST, fixed("POST", "/gelf", json=GELF), ok=202),
     Route("device_logs", Scope.READ, fixed("GET", "/api/logs/device_001")),
     Route("stats", Scope.READ, fixed("GET", "/api/stats")),
     Route("me", None, fixed("GET", "/api/auth/me")),

@@ -16,6 +16,7 @@ from fleetlog.api.routes import (
     admin,
     auth,
     counts,
+    gelf,
     ingest,
     loki,
     otlp,
@@ -27,6 +28,7 @@ from fleetlog.api.routes import (
 from fleetlog.api.security import jwt_secret, open_gatekeeper
 from fleetlog.api.services import open_services
 from fleetlog.config import Settings
+from fleetlog.listeners import open_listeners
 from fleetlog.records import LogBatchIn, LogIn
 from fleetlog.shippers.loki_wire import LokiPush
 
@@ -38,9 +40,11 @@ def create_app(settings: Settings) -> FastAPI:
         async with (
             open_services(settings, secret=secret) as services,
             open_gatekeeper(settings, secret=secret) as gatekeeper,
+            open_listeners(settings, services.ingest) as listeners,
         ):
             app.state.services = services
             app.state.gatekeeper = gatekeeper
+            app.state.listeners = listeners
             # What is alive now lives as long as the process: out of the collector's sight, the
             # ~100k objects of the app are not scanned again by every full collection, which a
             # 1,000-log batch's objects set off often (it halves the cost of validating one).
@@ -83,7 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(MetricsMiddleware)
     # `counts` first: /api/logs/{device_id} of `query` would take /api/logs/count.
-    for module in (ingest, loki, otlp, counts, search, query, system, auth, admin, tail):
+    for module in (ingest, loki, otlp, gelf, counts, search, query, system, auth, admin, tail):
         app.include_router(module.router)
     install_openapi(app, [LogIn, LogBatchIn, LokiPush])
     return app
