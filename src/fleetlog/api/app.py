@@ -12,7 +12,7 @@ from fleetlog.api.fastpath import FastPath
 from fleetlog.api.limits import BodyBudget, RequestLimits
 from fleetlog.api.middleware import MetricsMiddleware
 from fleetlog.api.openapi import install_openapi
-from fleetlog.api.routes import admin, auth, counts, ingest, query, search, system, tail
+from fleetlog.api.routes import admin, auth, counts, elastic, ingest, query, search, system, tail
 from fleetlog.api.security import jwt_secret, open_gatekeeper
 from fleetlog.api.services import open_services
 from fleetlog.config import Settings
@@ -70,8 +70,9 @@ def create_app(settings: Settings) -> FastAPI:
         ),
     )
     app.add_middleware(MetricsMiddleware)
-    # `counts` first: /api/logs/{device_id} of `query` would take /api/logs/count.
-    for module in (ingest, counts, search, query, system, auth, admin, tail):
+    # `counts` first: /api/logs/{device_id} of `query` would take /api/logs/count. `elastic`
+    # last: its paths start with `_` or end with `/_bulk`, so it takes no other route's.
+    for module in (ingest, counts, search, query, system, auth, admin, tail, elastic):
         app.include_router(module.router)
     install_openapi(app, [LogIn, LogBatchIn])
     return app
