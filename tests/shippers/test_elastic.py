@@ -20,10 +20,11 @@ from fleetlog.keys import Keys
 from tests.api.test_pipeline_query import stored_and_acknowledged
 from tests.fixtures.app import client_of, running_app
 from tests.fixtures.auth import add_key, secure_settings, serving
-from tests.fixtures.pipeline import running_worker, wait_for
+from tests.fixtures.pipeline import running_worker, sample, wait_for
 from tests.fixtures.process import Server, running_server
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
+SHIPPED = "fleetlog_shipped_records_total"
 
 
 def ago(minutes: float) -> str:
@@ -325,8 +326,10 @@ class TestIdempotency:
             source("c"),
         ]
         assert statuses(await bulk(client, *lines)) == [201, 201, 201]
+        duplicates = sample(SHIPPED, protocol="elastic", outcome="duplicate")
         retry = await bulk(client, *lines)
         assert statuses(retry) == [409, 200, 201]
+        assert sample(SHIPPED, protocol="elastic", outcome="duplicate") == duplicates + 2
         conflict = errors_of(retry)[0]
         assert conflict["type"] == "version_conflict_engine_exception"
         assert retry.json()["items"][1]["index"]["result"] == "noop"

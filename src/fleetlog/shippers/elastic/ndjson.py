@@ -6,6 +6,7 @@ a line, which source goes with which action cannot be known. What is wrong with 
 (its index name, a source that is not a JSON object) is that item's `Problem`.
 """
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,8 +162,10 @@ def read_source(number: int, line: bytes | bytearray) -> tuple[dict[str, Any], P
     return value, None
 
 
+@functools.lru_cache(maxsize=1024)
 def index_problem(name: str) -> str | None:
-    """What breaks Elasticsearch's rules for index names in `name`, if anything."""
+    """What breaks Elasticsearch's rules for index names in `name`, if anything (a bulk names
+    a few indexes a thousand times)."""
     if not name or len(name.encode(errors="surrogatepass")) > MAX_INDEX_BYTES:
         return f"must have 1 to {MAX_INDEX_BYTES} bytes"
     if name != name.lower():
