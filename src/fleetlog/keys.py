@@ -27,6 +27,9 @@ counters together stay valid on a Redis Cluster. With the default namespace `fle
 |                              |         | day's counts: `<gen>.<day versions>\n<answer>`; TTL     |
 | `fleetlog:rl:<subject>`      | string  | GCRA rate-limit state of `key:<id>`, `user:<id>` or     |
 |                              |         | `address:<ip>`: its TAT in µs; expires when idle        |
+| `fleetlog:idem:<digest>`     | string  | an idempotency key (an Elasticsearch `_id`): the token  |
+|                              |         | of the request storing it (short TTL), then `s` once    |
+|                              |         | stored (TTL FLEETLOG_IDEMPOTENCY_TTL); idempotency/     |
 | group `fleetlog-workers`     | group   | the consumer group reading every shard's stream         |
 """
 
@@ -73,3 +76,6 @@ class Keys:
 
     def rate_limit(self, subject: str) -> str:
         return f"{self.namespace}:rl:{subject}"
+
+    def idempotency(self, digest: str) -> str:
+        return f"{self.namespace}:idem:{digest}"

@@ -16,6 +16,7 @@ from fleetlog.api.routes import (
     admin,
     auth,
     counts,
+    elastic,
     gelf,
     ingest,
     loki,
@@ -86,8 +87,10 @@ def create_app(settings: Settings) -> FastAPI:
         ),
     )
     app.add_middleware(MetricsMiddleware)
-    # `counts` first: /api/logs/{device_id} of `query` would take /api/logs/count.
-    for module in (ingest, loki, otlp, gelf, counts, search, query, system, auth, admin, tail):
+    # `counts` first: /api/logs/{device_id} of `query` would take /api/logs/count. `elastic`
+    # last: its paths start with `_` or end with `/_bulk`, so it takes no other route's.
+    shippers = (loki, otlp, gelf)
+    for module in (ingest, *shippers, counts, search, query, system, auth, admin, tail, elastic):
         app.include_router(module.router)
     install_openapi(app, [LogIn, LogBatchIn, LokiPush])
     return app

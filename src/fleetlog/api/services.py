@@ -10,6 +10,9 @@ from fleetlog.cache import QueryCache
 from fleetlog.config import Settings
 from fleetlog.counts import CountQuery
 from fleetlog.errors import Misconfigured
+from fleetlog.idempotency import Registry
+from fleetlog.idempotency.redis_registry import RedisRegistry
+from fleetlog.idempotency.sqlite_registry import SqliteRegistry
 from fleetlog.ingest import Ingest, event_window
 from fleetlog.keys import Keys
 from fleetlog.query import Cursors, LogQuery
@@ -36,6 +39,7 @@ class Services:
     query: LogQuery
     counts: CountQuery
     tail: TailHub
+    idempotency: Registry
 
     async def checks(self) -> dict[str, bool]:
         """Whether each part answers, named as the reference names them where it has them."""
@@ -67,6 +71,13 @@ def choose_queue(settings: Settings, redis: Redis | None) -> Queue:
         retry_after=retry_after,
         memory_high_water=settings.redis_memory_high_water,
     )
+
+
+def choose_registry(settings: Settings, store: LogStore, redis: Redis | None) -> Registry:
+    """Idempotency keys beside the queue: in Redis for the pipeline, in SQLite embedded."""
+    if redis is None:
+        return SqliteRegistry(store.engine, ttl=settings.idempotency_ttl)
+    return RedisRegistry(redis, keys=Keys(settings.redis_namespace), ttl=settings.idempotency_ttl)
 
 
 def open_tail(settings: Settings, store: LogStore, redis: Redis | None) -> TailHub:
@@ -135,6 +146,7 @@ async def open_services(settings: Settings, *, secret: str) -> AsyncIterator[Ser
                 RollupStore(store.reads), query_timeout=settings.query_timeout, cache=cache
             ),
             tail=tail,
+            idempotency=choose_registry(settings, store, redis),
         )
     finally:
         await tail.close()

@@ -125,3 +125,16 @@ devices = Table(
     Column("last_seen", DateTime(timezone=True), nullable=False),
     sqlite_with_rowid=False,
 )
+
+# Idempotency keys of the embedded store (migration 0007; in Redis in the pipeline): a key's
+# digest, the token of the request storing its record while pending (NULL once stored), and
+# when it is forgotten (epoch seconds).
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(32), primary_key=True),
+    Column("token", String(32)),
+    Column("expires_at", Float(), nullable=False),
+    Index("ix_idempotency_keys_expires_at", "expires_at"),
+    sqlite_with_rowid=False,
+)

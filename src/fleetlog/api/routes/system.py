@@ -1,16 +1,16 @@
 """Service routes: health, metrics, and what this service is."""
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from fleetlog import __version__
 from fleetlog.api.deps import ServicesDep, SettingsDep
 from fleetlog.metrics import exposition
 from fleetlog.records import Health, Readiness
+from fleetlog.shippers.elastic.handshake import PRODUCT_HEADER, banner
 
 router = APIRouter(tags=["service"])
 
@@ -69,11 +69,13 @@ async def metrics() -> Response:
 
 
 @router.get("/")
-async def root(settings: SettingsDep) -> dict[str, Any]:
-    """What this service is and where its routes are."""
-    return {
+@router.head("/", operation_id="root_head")
+async def root(settings: SettingsDep) -> JSONResponse:
+    """What this service is and where its routes are; and, as Elasticsearch answers it, the
+    version its clients check before they send to `_bulk` (docs/protocols.md)."""
+    about = {
+        **banner(settings),
         "service": "fleetlog",
-        "version": __version__,
         "instance": settings.instance,
         "mode": settings.mode,
         "endpoints": {
@@ -85,5 +87,7 @@ async def root(settings: SettingsDep) -> dict[str, Any]:
             "stats": "GET /api/stats",
             "metrics": "/metrics",
             "docs": "/docs",
+            "elasticsearch_bulk": "POST /_bulk",
         },
     }
+    return JSONResponse(about, headers=PRODUCT_HEADER)
