@@ -73,12 +73,14 @@ def check_log_data(value: dict[str, Any]) -> dict[str, Any]:
     """Bound `log_data`: nesting depth, number of keys, no NUL, numbers every store can hold.
 
     Walked a level at a time, with the JSON types tested first: this runs for every log, and
-    most `log_data` is one flat object.
+    most `log_data` is one flat object, checked without the walk's lists.
     """
-    keys = 0
-    level: list[Any] = [value]
-    depth = 1
+    level: list[Any] = []
+    keys = check_container(value, level)
+    depth = 2
     while level:
+        if keys > MAX_LOG_DATA_KEYS:
+            break
         nested: list[Any] = []
         for node in level:
             if depth == MAX_LOG_DATA_DEPTH and node:
@@ -89,11 +91,13 @@ def check_log_data(value: dict[str, Any]) -> dict[str, Any]:
                 )
             keys += check_container(node, nested)
             if keys > MAX_LOG_DATA_KEYS:
-                raise PydanticCustomError(
-                    "max_keys", "must not hold more than {limit} keys", {"limit": MAX_LOG_DATA_KEYS}
-                )
+                break
         level = nested
         depth += 1
+    if keys > MAX_LOG_DATA_KEYS:
+        raise PydanticCustomError(
+            "max_keys", "must not hold more than {limit} keys", {"limit": MAX_LOG_DATA_KEYS}
+        )
     return value
 
 

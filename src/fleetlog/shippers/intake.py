@@ -74,72 +74,71 @@ class Rules:
         self.prefix = None if principal is None else principal.device_prefix
 
     def sort(self, shipped: Sequence[Shipped]) -> Sorted:
+        """One pass over the records: it runs for every shipped log, so the rules a record
+        passes cost a few comparisons, and only a refused one is looked at twice."""
         result = Sorted([], [], [])
+        records, indexes = result.records, result.indexes
         received_at = self.bounds.received_at
+        place = self.bounds.place
+        prefix = self.prefix
+        # Below this many characters a message cannot be over `max_line_bytes` of UTF-8.
+        short = self.max_line_bytes // 4
         for index, item in enumerate(shipped):
-            try:
-                ts = self.check(item)
-            except Refused as refused:
-                result.refusals.append(
-                    Refusal(index, refused.rule, refused.message, refused.status)
-                )
+            device_id, message, ts = item.device_id, item.message, item.ts
+            if ts is not None:
+                ts = place(ts)
+            if (
+                ts is None
+                and item.ts is not None
+                or not 0 < len(device_id) <= MAX_DEVICE_ID
+                or "\x00" in device_id
+                or "\x00" in message
+                or (prefix is not None and not device_id.startswith(prefix))
+            ):
+                result.refusals.append(self.refusal(index, item))
                 continue
-            result.records.append(
+            try:
+                check_log_data(item.log_data)
+            except PydanticCustomError as exc:
+                rule, reason = f"log_data.{exc.type}", f"log_data {exc.message()}"
+                result.refusals.append(Refusal(index, rule, reason))
+                continue
+            if len(message) > short:
+                message = self.cut(message)
+            records.append(
                 LogRecord(
-                    device_id=item.device_id,
-                    level=item.level.value,
-                    message=self.cut(item.message),
-                    log_data=item.log_data,
-                    ts=ts,
-                    received_at=received_at,
+                    device_id,
+                    item.level.value,
+                    message,
+                    item.log_data,
+                    received_at if ts is None else ts,
+                    received_at,
                 )
             )
-            result.indexes.append(index)
+            indexes.append(index)
         return result
 
-    def check(self, item: Shipped) -> datetime:
-        """The record's event time, once every rule passed; `Refused` names the first broken."""
+    def refusal(self, index: int, item: Shipped) -> Refusal:
+        """Why `item` is refused: the first of the rules checked before its log_data."""
         device_id = item.device_id
         if not device_id or len(device_id) > MAX_DEVICE_ID:
-            raise Refused("device_id", f"the device id must have 1 to {MAX_DEVICE_ID} characters")
+            reason = f"the device id must have 1 to {MAX_DEVICE_ID} characters"
+            return Refusal(index, "device_id", reason)
         if "\x00" in device_id or "\x00" in item.message:
-            raise Refused("no_nul", "the device id and the message must not contain NUL")
+            return Refusal(index, "no_nul", "the device id and the message must not contain NUL")
         if self.prefix is not None and not device_id.startswith(self.prefix):
-            raise Refused(
-                "device_prefix",
-                f"this key may only write devices whose id starts with {self.prefix!r}",
-                status=403,
-            )
-        try:
-            check_log_data(item.log_data)
-        except PydanticCustomError as exc:
-            raise Refused(f"log_data.{exc.type}", f"log_data {exc.message()}") from None
-        if item.ts is None:
-            return self.bounds.received_at
-        ts = self.bounds.place(item.ts)
-        if ts is None:
-            earliest, latest = rfc3339(self.bounds.earliest), rfc3339(self.bounds.latest)
-            raise Refused(
-                "event_time_window",
-                f"the event time {rfc3339(item.ts)} is not between {earliest} and {latest}",
-            )
-        return ts
+            reason = f"this key may only write devices whose id starts with {self.prefix!r}"
+            return Refusal(index, "device_prefix", reason, status=403)
+        assert item.ts is not None
+        earliest, latest = rfc3339(self.bounds.earliest), rfc3339(self.bounds.latest)
+        reason = f"the event time {rfc3339(item.ts)} is not between {earliest} and {latest}"
+        return Refusal(index, "event_time_window", reason)
 
     def cut(self, message: str) -> str:
         """The message, cut at `max_line_bytes` of UTF-8 (on a character) with a marker."""
-        if len(message) * 4 <= self.max_line_bytes:
-            return message
         encoded = message.encode()
         if len(encoded) <= self.max_line_bytes:
             return message
         LINES_TRUNCATED.labels(self.protocol).inc()
         kept = encoded[: self.max_line_bytes].decode(errors="ignore")
         return kept + TRUNCATED.format(dropped=len(encoded) - len(kept.encode()))
-
-
-class Refused(Exception):
-    def __init__(self, rule: str, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.rule = rule
-        self.message = message
-        self.status = status

@@ -40,6 +40,8 @@ SEVERITY_LEVELS = (
     LogLevel.ERROR,
     LogLevel.CRITICAL,
 )
+# The AnyValue kinds that are JSON as they are.
+SCALARS = frozenset({"string_value", "int_value", "bool_value"})
 # Doubles JSON cannot hold, spelt as protobuf's JSON mapping spells them.
 NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
@@ -100,13 +102,19 @@ def shipped(record: LogRecord, device: str, context: dict[str, Any]) -> Shipped:
         log_data["trace_id"] = record.trace_id.hex()
     if record.span_id:
         log_data["span_id"] = record.span_id.hex()
-    for name in ("flags", "severity_number", "severity_text", "event_name"):
-        if value := getattr(record, name):
-            log_data[name] = value
-    if record.dropped_attributes_count:
-        log_data["dropped_attributes_count"] = record.dropped_attributes_count
+    if flags := record.flags:
+        log_data["flags"] = flags
+    if number := record.severity_number:
+        log_data["severity_number"] = number
+    if text := record.severity_text:
+        log_data["severity_text"] = text
+    if event_name := record.event_name:
+        log_data["event_name"] = event_name
+    if dropped := record.dropped_attributes_count:
+        log_data["dropped_attributes_count"] = dropped
     log_data.update(context)
-    return Shipped(device, level_of(record), message, log_data, event_time(record))
+    level = SEVERITY_LEVELS[(number - 1) // 4] if 1 <= number <= 24 else level_of(record)
+    return Shipped(device, level, message, log_data, event_time(record))
 
 
 def level_of(record: LogRecord) -> LogLevel:
@@ -151,15 +159,11 @@ def any_value(value: AnyValue) -> Any:
     """An AnyValue as plain JSON: bytes as base64 (as protobuf's JSON mapping writes them),
     non-finite doubles as "NaN", "Infinity" or "-Infinity"; unset as None."""
     kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "int_value":
-        return value.int_value
+    if kind in SCALARS:
+        return getattr(value, kind)
     if kind == "double_value":
         number = value.double_value
         return number if math.isfinite(number) else NON_FINITE.get(number, "NaN")
-    if kind == "bool_value":
-        return value.bool_value
     if kind == "kvlist_value":
         return key_values(value.kvlist_value.values)
     if kind == "array_value":
@@ -173,7 +177,7 @@ def any_value(value: AnyValue) -> Any:
 def key_values(pairs: Iterable[KeyValue]) -> dict[str, Any]:
     """A key-value list as a JSON object (the last of a repeated key wins), dotted keys nested."""
     values = {pair.key: any_value(pair.value) for pair in pairs}
-    if not any("." in key for key in values):
+    if "." not in "".join(values):
         return values
     tree: dict[str, Any] = {}
     for key, value in values.items():
