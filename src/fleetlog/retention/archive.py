@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -96,7 +96,7 @@ class DayFile:
         self.temp = directory / f".{day.isoformat()}.{secrets.token_hex(4)}.tmp"
         self._raw = self.temp.open("xb")
         self._hashed = HashingFile(self._raw)
-        self._gzip = gzip.GzipFile(fileobj=self._hashed, mode="wb", mtime=0)  # type: ignore[arg-type]
+        self._gzip = gzip.GzipFile(fileobj=self._hashed, mode="wb", mtime=0)
 
     @property
     def size(self) -> int:
@@ -144,7 +144,7 @@ class Archive:
         except OSError as exc:
             raise failed(exc) from exc
 
-    def write(self, file: DayFile, rows: list[Any]) -> None:
+    def write(self, file: DayFile, rows: Sequence[Any]) -> None:
         try:
             file.write(rows)
         except OSError as exc:

@@ -147,7 +147,9 @@ class BatchDeleter:
                 await conn.execute(delete(logs).where(self._keys_of(conn, batch)))
             RETENTION_LOGS_DELETED.labels("batch").inc(len(batch))
             tally.add(
-                len(batch), oldest=batch[0].created_at, newest=batch[-1].created_at,
+                len(batch),
+                oldest=batch[0].created_at,
+                newest=batch[-1].created_at,
                 days=days_of(batch),
             )
 
@@ -157,6 +159,4 @@ class BatchDeleter:
         each key is looked up in its day's partition only."""
         if conn.dialect.name == "sqlite":
             return logs.c.id.in_([row.id for row in batch])
-        return tuple_(logs.c.created_at, logs.c.id).in_(
-            [(row.created_at, row.id) for row in batch]
-        )
+        return tuple_(logs.c.created_at, logs.c.id).in_([(row.created_at, row.id) for row in batch])

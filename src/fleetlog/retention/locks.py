@@ -44,7 +44,9 @@ async def one_pass(engine: AsyncEngine, sqlite_path: Path) -> AsyncIterator[None
                 await conn.execute(text(f"SELECT pg_advisory_unlock({RETENTION_LOCK})"))
                 await conn.commit()
         return
-    fd = os.open(sqlite_path.with_name(f"{sqlite_path.name}.retention-lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(
+        sqlite_path.with_name(f"{sqlite_path.name}.retention-lock"), os.O_RDWR | os.O_CREAT, 0o600
+    )
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

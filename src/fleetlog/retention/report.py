@@ -1,8 +1,7 @@
-"""What a retention pass removed, or a preview would remove: per rule, rows, days, oldest, newest."""
+"""What a retention pass removed, or a preview would: per rule, rows, days, oldest, newest."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
-
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
@@ -58,13 +57,15 @@ def day_of(dialect: str) -> ColumnElement[Any]:
     return func.substr(logs.c.created_at, 1, 10)
 
 
-async def preview_tally(conn: AsyncConnection, rule: Rule, rules: list[Rule], now: datetime) -> Tally:
+async def preview_tally(
+    conn: AsyncConnection, rule: Rule, rules: list[Rule], now: datetime
+) -> Tally:
     """What a pass at `now` would remove for `rule`, counted without removing anything."""
     where = due(rule, rules, now)
     totals = select(func.count(), func.min(logs.c.created_at), func.max(logs.c.created_at))
     rows, oldest, newest = (await conn.execute(totals.where(where))).one()
     tally = Tally(rule)
     if rows:
-        days = (await conn.execute(select(day_of(conn.dialect.name)).distinct().where(where)))
+        days = await conn.execute(select(day_of(conn.dialect.name)).distinct().where(where))
         tally.add(rows, oldest=oldest, newest=newest, days=set(days.scalars()))
     return tally

@@ -88,9 +88,7 @@ def overlaps(narrower: Rule, rule: Rule) -> bool:
 def governed_by(rule: Rule, rules: list[Rule]) -> ColumnElement[bool]:
     """The logs `rule` governs: it matches them and no more specific rule does."""
     narrower = [
-        other
-        for other in rules
-        if other.specificity > rule.specificity and overlaps(other, rule)
+        other for other in rules if other.specificity > rule.specificity and overlaps(other, rule)
     ]
     taken = or_(*(matched_by(other) for other in narrower)) if narrower else None
     return matched_by(rule) if taken is None else and_(matched_by(rule), not_(taken))

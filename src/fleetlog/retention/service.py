@@ -120,9 +120,9 @@ class Retention:
         """Devices none of whose logs remain, silent for longer than the shortest rule keeps
         logs (so that one heard from just now is never forgotten)."""
         silent_since = max(rule.cutoff(now) for rule in rules)
-        counted = exists(select(log_counts.c.device_id).where(
-            log_counts.c.device_id == devices.c.device_id
-        ))
+        counted = exists(
+            select(log_counts.c.device_id).where(log_counts.c.device_id == devices.c.device_id)
+        )
         statement = delete(devices).where(devices.c.last_seen < silent_since, ~counted)
         async with write_turn(self.engine, self.sqlite_path) as conn:
             await conn.execute(statement)
