@@ -98,7 +98,9 @@ def list_rules(ctx: typer.Context) -> None:
     stdout.print(table)
 
 
-Level = Annotated[LogLevel | None, typer.Option(help="The level the rule keeps")]
+Level = Annotated[
+    LogLevel | None, typer.Option(help="The level the rule keeps", case_sensitive=False)
+]
 Prefix = Annotated[
     str | None, typer.Option(help="The devices the rule keeps: ids starting so (e.g. test-)")
 ]
