@@ -16,7 +16,7 @@ from sqlalchemy import delete, exists, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fleetlog.config import Settings
-from fleetlog.errors import FleetlogError, StoreUnavailable
+from fleetlog.errors import FleetlogError
 from fleetlog.metrics import RETENTION_PASSES
 from fleetlog.retention.archive import Archive
 from fleetlog.retention.batches import BatchDeleter
@@ -158,7 +158,7 @@ class Retention:
         except RetentionBusy:
             RETENTION_PASSES.labels("busy").inc()
             return None
-        except (StoreUnavailable, FleetlogError) as exc:
+        except FleetlogError as exc:
             RETENTION_PASSES.labels("failed").inc()
             log.warning("retention pass failed: %s", exc.message)
             return None
