@@ -19,6 +19,7 @@ from fleetlog.api.connections import bounded_protocol, ensure_file_limit
 from fleetlog.cli_bench import bench
 from fleetlog.cli_client import query, tail
 from fleetlog.cli_credentials import keys_app, security_banner, users_app
+from fleetlog.cli_retention import retention_app
 from fleetlog.config import Settings
 from fleetlog.logconfig import configure_logging
 from fleetlog.store.engine import create_store_engine
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+app.add_typer(retention_app, name="retention")
 app.command()(bench)
 app.command()(query)
 app.command()(tail)

@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9464
     partitions_ahead: PositiveInt = 3
     retention_days: PositiveInt | None = None
+    # Retention rules (docs/lifecycle.md): how often a pass runs, and where what it removes
+    # is archived first (none: not archived).
+    retention_interval: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(hours=1)
+    archive_dir: Path | None = None
 
     # Security (docs/security.md). Rates are requests per second, bursts requests.
     insecure: bool = False

@@ -163,6 +163,17 @@ TAIL_DROPPED = Counter(
     "of newest logs (FLEETLOG_TAIL_BUFFER).",
 )
 
+RETENTION_LOGS_DELETED = Counter(
+    "fleetlog_retention_logs_deleted_total",
+    "Logs retention removed, by how: with their day partition, or in batches.",
+    ["how"],
+)
+RETENTION_PASSES = Counter(
+    "fleetlog_retention_passes_total",
+    "Retention passes by outcome (done, busy: another process was at it, failed).",
+    ["outcome"],
+)
+
 
 def exposition() -> bytes:
     """The text exposition; summed over all processes when several serve the same port."""

@@ -105,6 +105,8 @@ ROUTES = [
     Route("create_user", Scope.ADMIN, create_user, ok=201),
     Route("set_password", Scope.ADMIN, change_password, ok=204),
     Route("delete_user", Scope.ADMIN, delete_one, ok=204),
+    Route("retention_rules", Scope.ADMIN, fixed("GET", "/api/retention/rules")),
+    Route("retention_preview", Scope.ADMIN, fixed("GET", "/api/retention/preview")),
 ]
 
 # Who has which right: keys by scope, users by role.

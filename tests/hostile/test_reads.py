@@ -157,7 +157,7 @@ async def test_the_worker_keeps_partitions_and_retention_retires_cached_answers(
     expired = today - timedelta(days=10)
     writer = BulkWriter(pg_url, max_connections=2)
     await writer.open()
-    await writer.maintain(ahead=0, retention_days=None, today=expired)
+    await writer.maintain(ahead=0, today=expired)
     old = [make_record(device_id="gone", message="expired", ts=expired)]
     await writer.write([Packed.of(0, "1-0", encode_records(old))])
     await writer.close()

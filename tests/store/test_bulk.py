@@ -232,7 +232,7 @@ class TestPartitions:
     async def test_days_ahead_get_partitions_and_far_off_clocks_the_default(
         self, writer: BulkWriter, table: Table
     ) -> None:
-        done = await writer.maintain(ahead=2, retention_days=None, today=NOW)
+        done = await writer.maintain(ahead=2, today=NOW)
         days = [NOW.date() + timedelta(days=d) for d in range(-1, 3)]
         assert done.created == [partition_name(day) for day in days]
         await writer.write(
@@ -244,7 +244,7 @@ class TestPartitions:
         )
         where = "SELECT string_agg(tableoid::regclass::text, ',' ORDER BY created_at) FROM logs"
         assert await table.fetchval(where) == "logs_default,logs_p20261125,logs_default"
-        assert (await writer.maintain(ahead=2, retention_days=None, today=NOW)).created == []
+        assert (await writer.maintain(ahead=2, today=NOW)).created == []
 
     async def test_a_late_partition_takes_its_rows_from_the_default(
         self, writer: BulkWriter, table: Table
@@ -252,25 +252,10 @@ class TestPartitions:
         future = NOW + timedelta(days=10)
         batch = [packed(3, ts=future)]
         await writer.write(batch)
-        await writer.maintain(ahead=10, retention_days=None, today=NOW)
+        await writer.maintain(ahead=10, today=NOW)
         where = "SELECT string_agg(DISTINCT tableoid::regclass::text, ',') FROM logs"
         assert await table.fetchval(where) == partition_name(future.date())
         assert (await writer.write(batch)).rows == 0
-
-    async def test_retention_drops_whole_partitions(self, writer: BulkWriter, table: Table):
-        old_day = NOW - timedelta(days=40)
-        await writer.maintain(ahead=1, retention_days=None, today=old_day)
-        await writer.maintain(ahead=1, retention_days=None, today=NOW)
-        await writer.write([packed(4, key="0-1-0", ts=old_day)])
-        await writer.write([packed(2, key="0-2-0", ts=NOW)])
-        await writer.write([packed(1, key="0-3-0", ts=datetime(2001, 1, 1, tzinfo=UTC))])
-
-        done = await writer.maintain(ahead=1, retention_days=30, today=NOW)
-
-        assert partition_name(old_day.date()) in done.dropped
-        assert partition_name(NOW.date()) not in done.dropped
-        assert done.default_rows_deleted == 1
-        assert await table.count() == 2
 
 
 async def test_the_migrations_build_a_partitioned_table_and_a_ledger_of_entries(table: Table):

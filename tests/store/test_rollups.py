@@ -18,6 +18,7 @@ from fleetlog.config import Settings
 from fleetlog.counts import CountQuery, DeviceOrder, answerable, condition_of, whole_buckets
 from fleetlog.errors import QueryTimeout
 from fleetlog.records import LogRecord, encode_records
+from fleetlog.retention.service import Retention
 from fleetlog.search.grammar import parse
 from fleetlog.search.matcher import LogFields, predicate
 from fleetlog.store.bulk import BulkWriter, Packed
@@ -330,7 +331,8 @@ async def test_retention_takes_the_counts_of_the_logs_it_drops(database_url: str
     try:
         old, new = fleet_logs(10, start=NOW - timedelta(days=40)), fleet_logs(7)
         await writer.write([Packed.of(0, "1-0", encode_records([*old, *new]))])
-        await writer.maintain(ahead=1, retention_days=30, today=NOW)
+        kept_30_days = settings.model_copy(update={"retention_days": 30})
+        await Retention(engine, kept_30_days, clock=lambda: NOW).apply()
         counts = await store.counts()
         assert counts.total == 7
         span = whole_buckets(NOW - timedelta(days=50), NOW + timedelta(days=1), 86400)

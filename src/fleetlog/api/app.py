@@ -22,6 +22,7 @@ from fleetlog.api.routes import (
     loki,
     otlp,
     query,
+    retention,
     search,
     system,
     tail,
@@ -92,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     shippers = (loki, otlp, gelf)
     for module in (ingest, *shippers, counts, search, query, system, auth, admin, tail, elastic):
         app.include_router(module.router)
+    app.include_router(retention.router)
     install_openapi(app, [LogIn, LogBatchIn, LokiPush])
     return app
 

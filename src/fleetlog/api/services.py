@@ -1,5 +1,6 @@
 """The services one API process runs on, chosen from the settings and opened for its lifetime."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ from fleetlog.keys import Keys
 from fleetlog.query import Cursors, LogQuery
 from fleetlog.queue import Queue
 from fleetlog.queue.local import LocalQueue
-from fleetlog.queue.redis_streams import RedisStreamQueue
+from fleetlog.queue.redis_streams import RedisStreamQueue, translated
 from fleetlog.redis_client import connect
+from fleetlog.retention.service import OnDeleted, Retention
 from fleetlog.store.engine import create_replica_engines, create_store_engine
 from fleetlog.store.logs import LogStore
 from fleetlog.store.rollups import RollupStore
@@ -40,6 +42,7 @@ class Services:
     counts: CountQuery
     tail: TailHub
     idempotency: Registry
+    retention: Retention
 
     async def checks(self) -> dict[str, bool]:
         """Whether each part answers, named as the reference names them where it has them."""
@@ -95,6 +98,36 @@ def open_tail(settings: Settings, store: LogStore, redis: Redis | None) -> TailH
     )
 
 
+def retiring_answers(redis: Redis | None, keys: Keys) -> OnDeleted | None:
+    """After retention removed logs, the pipeline's cached answers that may show them retire
+    (the worker does the same after its own passes)."""
+    if redis is None:
+        return None
+
+    async def retire() -> None:
+        with translated("bump the cache generation"):
+            await redis.incr(keys.cache_generation())
+
+    return retire
+
+
+@asynccontextmanager
+async def retention_passes(settings: Settings, retention: Retention) -> AsyncIterator[None]:
+    """Embedded, the server processes run the retention passes (one at a time among them);
+    in the pipeline the workers do."""
+    if not settings.embedded:
+        yield
+        return
+    stopping = asyncio.Event()
+    interval = settings.retention_interval.total_seconds()
+    task = asyncio.create_task(retention.run(interval, stopping), name="fleetlog-retention")
+    try:
+        yield
+    finally:
+        stopping.set()
+        await task
+
+
 def pipeline_redis(settings: Settings) -> Redis | None:
     """The Redis client of the pipeline (queue and query cache); None when embedded."""
     if settings.embedded:
@@ -125,9 +158,12 @@ async def open_services(settings: Settings, *, secret: str) -> AsyncIterator[Ser
             max_answer_bytes=settings.query_cache_max_answer_bytes,
             max_bytes=settings.query_cache_max_bytes,
         )
+    retention = Retention(
+        store.engine, settings, on_deleted=retiring_answers(redis, Keys(settings.redis_namespace))
+    )
     try:
         await queue.start()
-        yield Services(
+        services = Services(
             settings=settings,
             store=store,
             queue=queue,
@@ -147,7 +183,10 @@ async def open_services(settings: Settings, *, secret: str) -> AsyncIterator[Ser
             ),
             tail=tail,
             idempotency=choose_registry(settings, store, redis),
+            retention=retention,
         )
+        async with retention_passes(settings, retention):
+            yield services
     finally:
         await tail.close()
         # The queue owns the Redis client it shares with the cache, and closes it.

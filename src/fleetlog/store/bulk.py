@@ -258,15 +258,13 @@ class BulkWriter:
         return int(status.split()[-1])
 
     async def maintain(
-        self, *, ahead: int, retention_days: int | None, today: datetime | None = None
+        self, *, ahead: int, today: datetime | None = None
     ) -> partitions.Maintenance:
-        """Create the coming days' partitions and drop those past the retention."""
+        """Create the coming days' partitions."""
         day = (today or datetime.now(UTC)).date()
         try:
             async with self.pool.acquire() as conn:
-                return await partitions.maintain(
-                    conn, today=day, ahead=ahead, retention_days=retention_days
-                )
+                return await partitions.maintain(conn, today=day, ahead=ahead)
         except DOWN_ERRORS as exc:
             raise StoreUnavailable(
                 "PostgreSQL cannot maintain partitions", retry_after=RETRY_AFTER_S

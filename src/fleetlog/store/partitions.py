@@ -1,4 +1,5 @@
-"""Day partitions of PostgreSQL's `logs`: created ahead of time, dropped whole past retention.
+"""Day partitions of PostgreSQL's `logs`: created ahead of time; retention drops them whole
+(retention/day_drops.py).
 
 A partition covers one UTC day of event time, `[day 00:00, next day 00:00)`, and is named
 `logs_pYYYYMMDD`. Rows for days without a partition land in `logs_default`; when that day's
@@ -20,8 +21,6 @@ ONE_DAY = timedelta(days=1)
 @dataclass(slots=True)
 class Maintenance:
     created: list[str] = field(default_factory=list)
-    dropped: list[str] = field(default_factory=list)
-    default_rows_deleted: int = 0
 
 
 def partition_name(day: date) -> str:
@@ -65,25 +64,8 @@ async def create_partition(conn: asyncpg.Connection, day: date) -> str:
     return name
 
 
-async def drop_before(conn: asyncpg.Connection, cutoff: date) -> tuple[list[str], int]:
-    """Drop the partitions of days before `cutoff`, the default partition's older rows, and
-    their counts."""
-    dropped = []
-    for day, name in sorted((await partition_days(conn)).items()):
-        if day < cutoff:
-            await conn.execute(f"DROP TABLE {name}")
-            dropped.append(name)
-    status = await conn.execute("DELETE FROM logs_default WHERE created_at < $1", day_start(cutoff))
-    # The rollups (migration 0005) count only the logs that are kept.
-    for rollup in ("log_counts", "level_counts"):
-        await conn.execute(f"DELETE FROM {rollup} WHERE bucket < $1", day_start(cutoff))
-    return dropped, int(status.split()[-1])
-
-
-async def maintain(
-    conn: asyncpg.Connection, *, today: date, ahead: int, retention_days: int | None
-) -> Maintenance:
-    """Partitions from yesterday to `ahead` days on exist; older than the retention are gone."""
+async def maintain(conn: asyncpg.Connection, *, today: date, ahead: int) -> Maintenance:
+    """Partitions from yesterday to `ahead` days on exist."""
     done = Maintenance()
     if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", MAINTENANCE_LOCK):
         return done
@@ -93,9 +75,6 @@ async def maintain(
             day = today + offset * ONE_DAY
             if day not in existing:
                 done.created.append(await create_partition(conn, day))
-        if retention_days is not None:
-            cutoff = today - retention_days * ONE_DAY
-            done.dropped, done.default_rows_deleted = await drop_before(conn, cutoff)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MAINTENANCE_LOCK)
     return done

@@ -79,6 +79,11 @@ _sqlite_time = cast(
 )
 
 
+def turns_path(path: Path) -> Path:
+    """The file every process writing to the database at `path` takes turns on (flock)."""
+    return path.with_name(f"{path.name}.writer-lock")
+
+
 def as_rows(records: Sequence[LogRecord]) -> list[list[Any]]:
     rows: list[list[Any]] = []
     # The logs of one request share one receive time object: format it once.
@@ -170,7 +175,7 @@ class SqliteWriter:
                 db.execute("PRAGMA journal_mode").fetchone()[0],
                 SYNCHRONOUS_NAMES[db.execute("PRAGMA synchronous").fetchone()[0]],
             )
-            self._turns = os.open(f"{self.path}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+            self._turns = os.open(turns_path(self.path), os.O_RDWR | os.O_CREAT, 0o600)
             self._db = db
         return self._db
 

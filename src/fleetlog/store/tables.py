@@ -138,3 +138,16 @@ idempotency_keys = Table(
     Index("ix_idempotency_keys_expires_at", "expires_at"),
     sqlite_with_rowid=False,
 )
+
+# Retention rules (migration 0009): how many days logs of a level and/or a device prefix are
+# kept; neither named is the default rule. At most one rule per (level, prefix), NULLs
+# included (a unique index on their coalesced values).
+retention_rules = Table(
+    "retention_rules",
+    metadata,
+    Column("id", Integer(), primary_key=True),
+    Column("log_level", String(10)),
+    Column("device_prefix", String(128)),
+    Column("days", Integer(), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

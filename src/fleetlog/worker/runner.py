@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from fleetlog.config import Settings
 from fleetlog.errors import Misconfigured, RejectedBatch, StoreUnavailable
 from fleetlog.keys import Keys
@@ -40,7 +42,9 @@ from fleetlog.queue.consumer import StreamConsumer, StreamEntry
 from fleetlog.queue.redis_streams import check_config, translated
 from fleetlog.records import UndecodableRecords, check_wire_header, decode_records
 from fleetlog.redis_client import connect
+from fleetlog.retention.service import Retention
 from fleetlog.store.bulk import COMMAND_TIMEOUT_S, BulkWriter, Packed
+from fleetlog.store.engine import create_store_engine
 from fleetlog.worker.batcher import Batcher
 
 log = logging.getLogger(__name__)
@@ -110,6 +114,8 @@ class Worker:
         settings: shards, batch size and wait, delivery limit, claim idle time, retention.
         on_stored: awaited after each commit, before the acknowledgement, with the devices
             whose logs the batch held; by default it bumps their cache version keys.
+        store: the store's engine, for retention passes every FLEETLOG_RETENTION_INTERVAL
+            (one at a time among the workers); None for none.
     """
 
     def __init__(
@@ -119,6 +125,7 @@ class Worker:
         writer: BulkWriter,
         settings: Settings,
         on_stored: OnStored | None = None,
+        store: AsyncEngine | None = None,
     ) -> None:
         self.consumer = consumer
         self.writer = writer
@@ -136,6 +143,9 @@ class Worker:
         self._stopping = asyncio.Event()
         # Devices and days whose cache versions a failed hook left unbumped (see `_finish`).
         self._unbumped = Stored()
+        self.retention = None
+        if store is not None:
+            self.retention = Retention(store, settings, on_deleted=self._retire_cached_answers)
 
     def stop(self) -> None:
         """Finish the batches in hand (commit, acknowledge), then return from `run`."""
@@ -145,6 +155,10 @@ class Worker:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._retire_cached_answers(), name="fleetlog-retire")
             tasks.create_task(self._maintain_partitions(), name="fleetlog-partitions")
+            if self.retention is not None:
+                interval = self.settings.retention_interval.total_seconds()
+                retention = self.retention.run(interval, self._stopping)
+                tasks.create_task(retention, name="fleetlog-retention")
             for shard in range(self.settings.stream_shards):
                 tasks.create_task(self._serve(shard), name=f"fleetlog-shard-{shard}")
 
@@ -324,15 +338,11 @@ class Worker:
             )
 
     async def _maintain_partitions(self) -> None:
-        """Keep the partitions, hourly; once retention dropped logs, retire the cached answers
-        that may show them."""
+        """Keep the coming days' partitions, hourly."""
         backoff = Backoff(self.backoff_limit)
         while not self._stopping.is_set():
             try:
-                done = await self.writer.maintain(
-                    ahead=self.settings.partitions_ahead,
-                    retention_days=self.settings.retention_days,
-                )
+                done = await self.writer.maintain(ahead=self.settings.partitions_ahead)
             except StoreUnavailable:
                 await self._pause(backoff.next())
                 continue
@@ -340,11 +350,9 @@ class Worker:
                 log.exception("partition maintenance failed; retrying")
                 await self._pause(backoff.next())
                 continue
-            if done.created or done.dropped:
-                log.info("partitions created %s, dropped %s", done.created, done.dropped)
+            if done.created:
+                log.info("partitions created %s", done.created)
             backoff.reset()
-            if done.dropped or done.default_rows_deleted:
-                await self._retire_cached_answers()
             await self._pause(MAINTENANCE_EVERY_S)
 
     async def _retire_cached_answers(self) -> None:
@@ -403,11 +411,12 @@ async def run_worker(settings: Settings) -> None:
         name=consumer_name(settings),
     )
     writer = open_writer(settings)
+    store = create_store_engine(settings)
     try:
         with translated("be reached"):
             await check_config(client)
         await writer.open()
-        worker = Worker(consumer=consumer, writer=writer, settings=settings)
+        worker = Worker(consumer=consumer, writer=writer, settings=settings, store=store)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, worker.stop)
@@ -415,5 +424,6 @@ async def run_worker(settings: Settings) -> None:
         await worker.run()
         log.info("worker %s stopped", consumer.name)
     finally:
+        await store.dispose()
         await writer.close()
         await consumer.close()
