@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from fleetlog.auth.credentials import NAME_PATTERN
+from fleetlog.config import seconds_or_iso
 from fleetlog.records import reject_nul
 from fleetlog.search.grammar import InvalidQuery, parse
 from fleetlog.search.plan import Device, uses_only
@@ -38,11 +39,11 @@ MAX_TARGETS = 16
 
 
 def span(value: object) -> object:
-    """Durations as `5m`, `2h` or `1d` besides seconds and ISO 8601 (`PT5M`)."""
+    """Durations as `5m`, `2h` or `1d` besides seconds (`300`, `"300"`) and ISO 8601."""
     if isinstance(value, str) and (relative := RELATIVE.fullmatch(value.strip())) is not None:
         amount, unit = relative.groups()
         return timedelta(**{UNITS[unit]: int(amount)})
-    return value
+    return seconds_or_iso(value)
 
 
 Span = Annotated[timedelta, BeforeValidator(span)]
