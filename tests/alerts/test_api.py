@@ -97,7 +97,7 @@ async def test_a_bad_rule_is_refused_naming_its_field_and_rule(client, body, pro
 async def test_a_bad_target_is_refused(client):
     refused = await client.post("/api/alerts/targets", json={"name": "ops", "url": "ftp://x"})
     assert refused.status_code == 422
-    assert problems(refused) == [("url", "url_scheme")]
+    assert problems(refused) == [("url", "string_pattern_mismatch")]
 
 
 async def test_alerts_and_jobs_are_listed(client):

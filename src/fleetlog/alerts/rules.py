@@ -59,12 +59,6 @@ def searchable(query: str) -> str:
     return query
 
 
-def web_address(url: str) -> str:
-    if not url.startswith(("http://", "https://")) or len(url.split("/", 3)[2]) == 0:
-        raise PydanticCustomError("url_scheme", "must be an http:// or https:// URL with a host")
-    return url
-
-
 class RuleIn(BaseModel):
     """An alert rule; see the module's docstring and docs/lifecycle.md."""
 
@@ -150,7 +144,11 @@ class TargetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    url: Annotated[str, Field(max_length=2048), AfterValidator(web_address)]
+    url: Annotated[
+        str,
+        Field(max_length=2048, pattern=r"^https?://[^/\s]", description="http(s), with a host"),
+        AfterValidator(reject_nul),
+    ]
     format: Format = Field("alertmanager", description="alertmanager, or slack: `{text}`")
 
 
