@@ -34,10 +34,11 @@ async def test_a_killed_worker_restarted_notifies_nothing_twice(pipeline: Settin
 
             with worker_process(pipeline, tmp_path / "worker-1.log", env=ALERT_ENV) as first:
 
-                async def sent() -> bool:
-                    return receiver.count() == 1
+                async def delivered() -> bool:
+                    history = (await http.get("/api/alerts")).json()["history"]
+                    return bool(history) and history[0]["deliveries"][0]["status"] == "delivered"
 
-                await wait_for(sent, what="the firing webhook")
+                await wait_for(delivered, what="the firing webhook")
                 assert first.signal(signal.SIGKILL) == -signal.SIGKILL
             killed = datetime.now(UTC)
             with worker_process(pipeline, tmp_path / "worker-2.log", env=ALERT_ENV):

@@ -10,6 +10,7 @@ evaluators up or down neither notifies twice nor skips a transition.
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from fleetlog.alerts.ledger import FencedWrites, Ledger, Notice, Rule, StaleFenc
 from fleetlog.alerts.lock import FencedLock
 from fleetlog.alerts.measure import Measure, Reading
 from fleetlog.alerts.transitions import step
-from fleetlog.errors import FleetlogError
+from fleetlog.errors import FleetlogError, StoreUnavailable
 from fleetlog.metrics import ALERT_EVALUATIONS, ALERT_NOTIFICATIONS
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,9 @@ class Evaluator:
         while not self._stopping.is_set():
             try:
                 await self.round()
+            except StoreUnavailable as exc:
+                ALERT_EVALUATIONS.labels("failed").inc()
+                log.warning("alerts not evaluated this round: %s", exc.message)
             except Exception:
                 ALERT_EVALUATIONS.labels("failed").inc()
                 log.exception("alert evaluation failed; trying again next round")
@@ -96,7 +100,8 @@ class Evaluator:
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
             except TimeoutError:
                 pass
-        await self.lock.release()
+        with contextlib.suppress(StoreUnavailable):  # it expires by itself
+            await self.lock.release()
 
     async def round(self) -> bool:
         """One round if this evaluator holds the lock; whether it did."""

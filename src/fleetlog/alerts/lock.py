@@ -12,6 +12,7 @@ from datetime import timedelta
 from redis.asyncio import Redis
 
 from fleetlog.keys import Keys
+from fleetlog.queue.redis_streams import translated
 
 ACQUIRE = """
 local held = redis.call('get', KEYS[1])
@@ -52,13 +53,16 @@ class FencedLock:
 
     async def acquire(self) -> int | None:
         """This owner's fencing token if it holds the lock now (taken or renewed), else None."""
-        token = await self.redis.eval(ACQUIRE, 2, *self.keys, self.owner, self.ttl_ms)
+        with translated("hand out the alert lock"):
+            token = await self.redis.eval(ACQUIRE, 2, *self.keys, self.owner, self.ttl_ms)
         return int(token) or None
 
     async def release(self) -> None:
-        await self.redis.eval(RELEASE, 1, self.keys[0], self.owner)
+        with translated("release the alert lock"):
+            await self.redis.eval(RELEASE, 1, self.keys[0], self.owner)
 
     async def raise_past(self, token: int) -> None:
         """Hand out tokens above `token` from now on, and give up the lock to take it anew."""
-        await self.redis.eval(RAISE, 1, self.keys[1], token + 1)
+        with translated("raise the fencing token"):
+            await self.redis.eval(RAISE, 1, self.keys[1], token + 1)
         await self.release()
