@@ -15,7 +15,9 @@ from prometheus_client import start_http_server
 from rich.console import Console
 from rich.text import Text
 
+from fleetlog.alerts.runtime import running_alerts
 from fleetlog.api.connections import bounded_protocol, ensure_file_limit
+from fleetlog.cli_alerts import alerts_app
 from fleetlog.cli_bench import bench
 from fleetlog.cli_client import query, tail
 from fleetlog.cli_credentials import keys_app, security_banner, users_app
@@ -34,6 +36,7 @@ app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 app.add_typer(retention_app, name="retention")
+app.add_typer(alerts_app, name="alerts")
 app.command()(bench)
 app.command()(query)
 app.command()(tail)
@@ -148,7 +151,8 @@ def worker(
         int | None, typer.Option(help="Port of this worker's /metrics (0: none)", min=0)
     ] = None,
 ) -> None:
-    """Move accepted logs from the Redis streams into PostgreSQL until SIGTERM."""
+    """Move accepted logs from the Redis streams into PostgreSQL, and evaluate alerts and send
+    their webhooks, until SIGTERM."""
     settings = load_settings(worker_metrics_port=metrics_port)
     configure_logging(settings.log_format, settings.log_level)
     if settings.redis_url is None or settings.database_url is None:
@@ -162,7 +166,13 @@ def worker(
         f"[bold green]fleetlog worker[/] {settings.stream_shards} shards, "
         f"metrics on port {settings.worker_metrics_port or 'none'}",
     )
-    uvloop.run(run_worker(settings))
+    uvloop.run(work(settings))
+
+
+async def work(settings: Settings) -> None:
+    """Store logs, and evaluate alerts and send their webhooks beside (alerts/runtime.py)."""
+    async with running_alerts(settings):
+        await run_worker(settings)
 
 
 @app.command()

@@ -154,6 +154,16 @@ class Settings(BaseSettings):
     tail_heartbeat: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(seconds=15)
     tail_poll_interval: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(milliseconds=200)
 
+    # Alerts (docs/lifecycle.md): how often rules are evaluated, and how webhooks are sent:
+    # retries with exponential backoff from min to max, then a dead letter.
+    alert_interval: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(seconds=30)
+    alert_max_retries: Annotated[int, Field(ge=0, le=100)] = 8
+    alert_min_backoff: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(seconds=15)
+    alert_max_backoff: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(hours=1)
+    alert_webhook_timeout: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(seconds=10)
+    # Where people reach this fleetlog: the webhooks' externalURL and generatorURL.
+    alert_external_url: str = ""
+
     @field_validator("database_replica_urls", "loki_device_labels", mode="before")
     @classmethod
     def split_urls(cls, value: object) -> object:

@@ -31,6 +31,10 @@ counters together stay valid on a Redis Cluster. With the default namespace `fle
 |                              |         | of the request storing it (short TTL), then `s` once    |
 |                              |         | stored (TTL FLEETLOG_IDEMPOTENCY_TTL); idempotency/     |
 | group `fleetlog-workers`     | group   | the consumer group reading every shard's stream         |
+| `fleetlog:{alerts}:lock`     | string  | the alert evaluator's lock: `<owner> <token>`; PX TTL   |
+| `fleetlog:{alerts}:fence`    | string  | the last fencing token handed out (INCR); alerts/lock.py|
+| `fleetlog-jobs:*`            | dramatiq| webhook jobs: dramatiq's own keys under this namespace  |
+|                              |         | (`<queue>` list, `.msgs`, `.DQ` delayed, `.XQ` dead)    |
 """
 
 from dataclasses import dataclass
@@ -79,3 +83,14 @@ class Keys:
 
     def idempotency(self, digest: str) -> str:
         return f"{self.namespace}:idem:{digest}"
+
+    def alert_lock(self) -> str:
+        return f"{self.namespace}:{{alerts}}:lock"
+
+    def alert_fence(self) -> str:
+        return f"{self.namespace}:{{alerts}}:fence"
+
+    @property
+    def jobs(self) -> str:
+        """The namespace of dramatiq's keys."""
+        return f"{self.namespace}-jobs"

@@ -182,3 +182,20 @@ def exposition() -> bytes:
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
     return generate_latest()
+
+
+ALERT_NOTIFICATIONS = Counter(
+    "fleetlog_alert_notifications_total",
+    "Alert transitions notified, by status (firing, resolved).",
+    ["status"],
+)
+ALERT_DELIVERIES = Counter(
+    "fleetlog_alert_deliveries_total",
+    "Webhook delivery attempts, by outcome (delivered, retried, dead).",
+    ["outcome"],
+)
+ALERT_EVALUATIONS = Counter(
+    "fleetlog_alert_evaluations_total",
+    "Rounds of alert evaluation, by outcome (done, stale_fence, failed).",
+    ["outcome"],
+)

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from fleetlog import __version__
+from fleetlog.alerts.runtime import open_alerting
 from fleetlog.api.errors import add_exception_handlers, documented
 from fleetlog.api.fastpath import FastPath
 from fleetlog.api.limits import BodyBudget, RequestLimits
@@ -14,6 +15,7 @@ from fleetlog.api.middleware import MetricsMiddleware
 from fleetlog.api.openapi import install_openapi
 from fleetlog.api.routes import (
     admin,
+    alerts,
     auth,
     counts,
     elastic,
@@ -43,10 +45,12 @@ def create_app(settings: Settings) -> FastAPI:
             open_services(settings, secret=secret) as services,
             open_gatekeeper(settings, secret=secret) as gatekeeper,
             open_listeners(settings, services.ingest) as listeners,
+            open_alerting(settings) as alerting,
         ):
             app.state.services = services
             app.state.gatekeeper = gatekeeper
             app.state.listeners = listeners
+            app.state.alerting = alerting
             # What is alive now lives as long as the process: out of the collector's sight, the
             # ~100k objects of the app are not scanned again by every full collection, which a
             # 1,000-log batch's objects set off often (it halves the cost of validating one).
@@ -91,7 +95,19 @@ def create_app(settings: Settings) -> FastAPI:
     # `counts` first: /api/logs/{device_id} of `query` would take /api/logs/count. `elastic`
     # last: its paths start with `_` or end with `/_bulk`, so it takes no other route's.
     shippers = (loki, otlp, gelf)
-    for module in (ingest, *shippers, counts, search, query, system, auth, admin, tail, elastic):
+    for module in (
+        ingest,
+        *shippers,
+        counts,
+        search,
+        query,
+        system,
+        auth,
+        admin,
+        alerts,
+        tail,
+        elastic,
+    ):
         app.include_router(module.router)
     app.include_router(retention.router)
     install_openapi(app, [LogIn, LogBatchIn, LokiPush])

@@ -1,0 +1,1 @@
+"""Alert rules evaluated over the logs, and their notifications delivered by webhook."""
