@@ -30,6 +30,9 @@ counters together stay valid on a Redis Cluster. With the default namespace `fle
 | `fleetlog:idem:<digest>`     | string  | an idempotency key (an Elasticsearch `_id`): the token  |
 |                              |         | of the request storing it (short TTL), then `s` once    |
 |                              |         | stored (TTL FLEETLOG_IDEMPOTENCY_TTL); idempotency/     |
+| `fleetlog:{s<n>}:idem:<name>`| hash    | an Idempotency-Key of a request whose entry goes to     |
+|                              |         | shard n: claimed, queued (marked by the enqueue script  |
+|                              |         | with its XADD), answered; idempotency/redis_answers.py  |
 | group `fleetlog-workers`     | group   | the consumer group reading every shard's stream         |
 """
 
@@ -79,3 +82,6 @@ class Keys:
 
     def idempotency(self, digest: str) -> str:
         return f"{self.namespace}:idem:{digest}"
+
+    def request_key(self, shard: int, name: str) -> str:
+        return f"{self.namespace}:{{s{shard}}}:idem:{name}"

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fleetlog import __version__
 from fleetlog.api.errors import add_exception_handlers, documented
 from fleetlog.api.fastpath import FastPath
+from fleetlog.api.idempotency import IdempotentIngest
 from fleetlog.api.limits import BodyBudget, RequestLimits
 from fleetlog.api.middleware import MetricsMiddleware
 from fleetlog.api.openapi import install_openapi
@@ -77,6 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
         # route. Traces learn a request's route from FastAPI's router, so with tracing on
         # the router serves ingest too.
         app.add_middleware(FastPath, routes=ingest.router.routes)
+    app.add_middleware(IdempotentIngest)
     app.add_middleware(
         RequestLimits,
         max_url_bytes=settings.max_url_bytes,
