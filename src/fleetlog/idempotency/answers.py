@@ -21,9 +21,14 @@ import hashlib
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
+
+# How long a claim holds a key before its request marks it queued. Longer than a put takes
+# (the Redis client's 5 s timeout, a group commit under load); short, because a process that
+# dies holding claims makes their retries wait this long (answered 409 meanwhile).
+PENDING_TTL = timedelta(seconds=10)
 
 
 class Found(StrEnum):

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from fleetlog.idempotency import PENDING_TTL, new_token
-from fleetlog.idempotency.answers import Answer, Found, Queued, Ticket, shard_of
+from fleetlog.idempotency import new_token
+from fleetlog.idempotency.answers import PENDING_TTL, Answer, Found, Queued, Ticket, shard_of
 from fleetlog.idempotency.redis_registry import milliseconds
 from fleetlog.keys import Keys
 from fleetlog.queue.redis_streams import translated

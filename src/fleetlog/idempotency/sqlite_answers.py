@@ -14,8 +14,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from fleetlog.idempotency import PENDING_TTL, new_token
-from fleetlog.idempotency.answers import Answer, Found, Queued, Ticket
+from fleetlog.idempotency import new_token
+from fleetlog.idempotency.answers import PENDING_TTL, Answer, Found, Queued, Ticket
 from fleetlog.idempotency.sqlite_registry import MIN_PURGE, purge
 from fleetlog.store.engine import connected
 from fleetlog.store.tables import idempotency_keys as table
