@@ -18,6 +18,7 @@ from fleetlog.api.routes import (
     auth,
     counts,
     elastic,
+    export,
     gelf,
     ingest,
     loki,
@@ -94,6 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
     shippers = (loki, otlp, gelf)
     for module in (ingest, *shippers, counts, search, query, system, auth, admin, tail, elastic):
         app.include_router(module.router)
+    app.include_router(export.router)
     install_openapi(app, [LogIn, LogBatchIn, LokiPush])
     return app
 
