@@ -171,7 +171,7 @@ def summarize(tally: Tally) -> None:
                 ("note:", "yellow"),
                 f" {tally.outside_window:,} logs are older than the server accepts: raise "
                 "FLEETLOG_MAX_EVENT_AGE (and FLEETLOG_RETENTION_DAYS, which bounds it) on the "
-                "server, then run the same command again",
+                "server to import them (docs/lifecycle.md, Old logs)",
             )
         )
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from fleetlog.auth.principals import Scope
 from fleetlog.config import Settings
@@ -22,11 +22,13 @@ from fleetlog.queue import Queue
 from fleetlog.records import LogRecord
 from fleetlog.redis_client import connect
 from fleetlog.store.engine import create_store_engine
+from fleetlog.store.migrate import migrate
 from fleetlog.store.tables import logs
 from tests.fixtures.app import client_of, running_app
 from tests.fixtures.auth import add_key, secure_settings, serving
 from tests.fixtures.pipeline import migrate_database, pipeline_settings
 from tests.fixtures.records import make_batch, make_log
+from tests.idempotency.test_registry import downgrade_to
 
 
 @dataclass
@@ -286,3 +288,20 @@ class TestScope:
         assert [answer.status_code for answer in answers] == [200, 200]
         assert answers[0].json()["message_id"] != answers[1].json()["message_id"]
         assert replay.json() == answers[0].json()
+
+
+async def test_the_migration_goes_down_to_0007_and_up_again(settings: Settings):
+    engine = create_store_engine(settings)
+
+    def columns(sync) -> set[str]:
+        return {column["name"] for column in inspect(sync).get_columns("idempotency_keys")}
+
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade_to, "0007")
+            assert await conn.run_sync(columns) == {"key", "token", "expires_at"}
+        await migrate(engine)
+        async with engine.connect() as conn:
+            assert {"fingerprint", "answer_body"} <= await conn.run_sync(columns)
+    finally:
+        await engine.dispose()

@@ -18,10 +18,18 @@ from fleetlog.store.logs import Selection
 router = APIRouter(tags=["export"], responses=AUTH_RESPONSES)
 
 
+FILE_TYPES = ("application/x-ndjson", "text/csv", "application/gzip")
+
+
 @router.get(
     "/api/export",
     response_class=StreamingResponse,
-    responses={200: {"description": "The logs as a file", "content": {"application/x-ndjson": {}}}},
+    responses={
+        200: {
+            "description": "The logs as a file: NDJSON, CSV, or either gzip'ed",
+            "content": {media_type: {} for media_type in FILE_TYPES},
+        }
+    },
 )
 async def export_logs(
     query: QueryDep,
