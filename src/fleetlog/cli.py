@@ -1,5 +1,5 @@
 """The `fleetlog` command: serve, worker, migrate. Thin: it reads settings and hands them down;
-query, tail, bench, keys and users live in their own cli_* modules."""
+query, tail, export, import, bench, keys and users live in their own cli_* modules."""
 
 import asyncio
 import logging
@@ -22,6 +22,7 @@ from fleetlog.cli_bench import bench
 from fleetlog.cli_client import query, tail
 from fleetlog.cli_credentials import keys_app, security_banner, users_app
 from fleetlog.cli_retention import retention_app
+from fleetlog.cli_transfer import export, import_
 from fleetlog.config import Settings
 from fleetlog.logconfig import configure_logging
 from fleetlog.store.engine import create_store_engine
@@ -40,6 +41,8 @@ app.add_typer(alerts_app, name="alerts")
 app.command()(bench)
 app.command()(query)
 app.command()(tail)
+app.command()(export)
+app.command(name="import")(import_)
 console = Console(stderr=True)
 log = logging.getLogger(__name__)
 

@@ -76,6 +76,13 @@ def bench(
     logs: Annotated[int, typer.Option(help="query: logs to seed", min=1000)] = 100_000,
     runs: Annotated[int, typer.Option(help="query: measured runs of each query", min=1)] = 50,
     markers: Annotated[int, typer.Option(help="query: visibility markers", min=1)] = 200,
+    idempotency_keys: Annotated[
+        bool,
+        typer.Option(
+            help="Send an Idempotency-Key with each request and send it again, with its key,"
+            " after a 503, a 409 or a lost connection (a server restart is waited for)"
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary")] = False,
 ) -> None:
     """Load a fleetlog server, then check every accepted log was stored exactly once; or, with
@@ -105,6 +112,7 @@ def bench(
         server_pids=server_pid or (),
         api_key=api_key,
         settle_timeout=settle_timeout,
+        idempotency_keys=idempotency_keys,
     )
     # A terminated bench unwinds normally, so the stack it started is stopped and removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))

@@ -199,3 +199,45 @@ class Conflict(FleetlogError):
 class NotFound(FleetlogError):
     status = 404
     code = "not_found"
+
+
+class InvalidIdempotencyKey(FleetlogError):
+    """An Idempotency-Key header that is not one key of the syntax docs/lifecycle.md gives."""
+
+    status = 400
+    code = "invalid_idempotency_key"
+
+    def __init__(self, message: str, *, rule: str) -> None:
+        super().__init__(
+            message, detail=[{"field": "Idempotency-Key", "rule": rule, "message": message}]
+        )
+
+
+class IdempotencyKeyReused(FleetlogError):
+    """The Idempotency-Key was first used for another request (method, path or body)."""
+
+    status = 422
+    code = "idempotency_key_reused"
+
+    def __init__(self, message: str) -> None:
+        rule = "same_request"
+        super().__init__(
+            message, detail=[{"field": "Idempotency-Key", "rule": rule, "message": message}]
+        )
+
+
+class IdempotencyKeyInFlight(FleetlogError):
+    """A request with the same Idempotency-Key is still being processed: retry after a while."""
+
+    status = 409
+    code = "idempotency_key_in_flight"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(
+            message, detail=[{"field": "Idempotency-Key", "rule": "in_flight", "message": message}]
+        )
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}

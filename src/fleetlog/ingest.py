@@ -10,6 +10,7 @@ from fleetlog.auth.principals import Principal
 from fleetlog.config import Settings
 from fleetlog.errors import InvalidPayload, field_path
 from fleetlog.event_time import EventBounds, EventWindow, rfc3339
+from fleetlog.idempotency.attempt import CURRENT
 from fleetlog.metrics import INGEST_BATCH_SIZE, LOGS_ACCEPTED, SHIPPED_RECORDS
 from fleetlog.queue import Queue
 from fleetlog.records import LogIn, LogLevel, LogRecord
@@ -61,9 +62,10 @@ class Ingest:
 
         All or none: a log whose event time is outside the window refuses them all.
         """
-        received_at = datetime.now(UTC)
+        attempt = CURRENT.get()
+        received_at = datetime.now(UTC) if attempt is None else attempt.received_at()
         records = accept_records(logs, self.window.at(received_at), locate)
-        return await self.put(records), received_at
+        return await self.put(records, received_at), received_at
 
     async def ship(
         self, shipped: Sequence[Shipped], *, protocol: str, principal: Principal | None
@@ -73,7 +75,8 @@ class Ingest:
         Record by record: one refused does not refuse the others. Raises, as `accept` does,
         only when nothing could be made durable (the queue is full or down).
         """
-        received_at = datetime.now(UTC)
+        attempt = CURRENT.get()
+        received_at = datetime.now(UTC) if attempt is None else attempt.received_at()
         rules = Rules(
             self.window.at(received_at),
             protocol=protocol,
@@ -81,13 +84,18 @@ class Ingest:
             principal=principal,
         )
         passed = rules.sort(shipped)
-        message_ids = await self.put(passed.records) if passed.records else []
+        message_ids = await self.put(passed.records, received_at) if passed.records else []
         SHIPPED_RECORDS.labels(protocol, "accepted").inc(len(message_ids))
         SHIPPED_RECORDS.labels(protocol, "refused").inc(len(passed.refusals))
         return Shipment(message_ids, passed.indexes, passed.refusals, received_at)
 
-    async def put(self, records: list[LogRecord]) -> list[str]:
-        message_ids = await self.queue.put(records)
+    async def put(self, records: list[LogRecord], received_at: datetime) -> list[str]:
+        """Queue the records; a request with an Idempotency-Key goes through its attempt."""
+        attempt = CURRENT.get()
+        if attempt is None:
+            message_ids = await self.queue.put(records)
+        else:
+            message_ids = await attempt.put(self.queue, records, received_at=received_at)
         INGEST_BATCH_SIZE.observe(len(records))
         for level, count in Counter(record.level for record in records).items():
             ACCEPTED_BY_LEVEL[level].inc(count)

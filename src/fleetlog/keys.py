@@ -30,6 +30,9 @@ counters together stay valid on a Redis Cluster. With the default namespace `fle
 | `fleetlog:idem:<digest>`     | string  | an idempotency key (an Elasticsearch `_id`): the token  |
 |                              |         | of the request storing it (short TTL), then `s` once    |
 |                              |         | stored (TTL FLEETLOG_IDEMPOTENCY_TTL); idempotency/     |
+| `fleetlog:{s<n>}:idem:<name>`| hash    | an Idempotency-Key of a request whose entry goes to     |
+|                              |         | shard n: claimed, queued (marked by the enqueue script  |
+|                              |         | with its XADD), answered; idempotency/redis_answers.py  |
 | group `fleetlog-workers`     | group   | the consumer group reading every shard's stream         |
 | `fleetlog:{alerts}:lock`     | string  | the alert evaluator's lock: `<owner> <token>`; PX TTL   |
 | `fleetlog:{alerts}:fence`    | string  | the last fencing token handed out (INCR); alerts/lock.py|
@@ -94,3 +97,6 @@ class Keys:
     def jobs(self) -> str:
         """The namespace of dramatiq's keys."""
         return f"{self.namespace}-jobs"
+
+    def request_key(self, shard: int, name: str) -> str:
+        return f"{self.namespace}:{{s{shard}}}:idem:{name}"

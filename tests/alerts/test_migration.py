@@ -3,7 +3,7 @@
 from sqlalchemy import inspect
 
 from fleetlog.store.migrate import migrate
-from tests.idempotency.test_registry import downgrade_to
+from tests.fixtures.migrations import downgrade_to
 
 pytest_plugins = ["tests.fixtures.stores"]
 
@@ -26,7 +26,7 @@ async def test_the_alert_tables_go_down_and_up_again(store_under_test):
 
     async with engine.begin() as conn:
         assert await conn.run_sync(tables) >= TABLES
-        await conn.run_sync(downgrade_to, "0007")
+        await conn.run_sync(downgrade_to, "0009")
         assert not await conn.run_sync(tables) & TABLES
     await migrate(engine)
     async with engine.connect() as conn:

@@ -5,7 +5,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import pytest
-from alembic import command
 from sqlalchemy import func, inspect, select
 
 from fleetlog.config import Settings
@@ -15,8 +14,9 @@ from fleetlog.idempotency.sqlite_registry import SqliteRegistry
 from fleetlog.keys import Keys
 from fleetlog.redis_client import connect
 from fleetlog.store.engine import create_store_engine
-from fleetlog.store.migrate import alembic_config, migrate
+from fleetlog.store.migrate import migrate
 from fleetlog.store.tables import idempotency_keys
+from tests.fixtures.migrations import downgrade_to
 from tests.fixtures.pipeline import wait_for
 
 DAY = timedelta(days=1)
@@ -159,9 +159,3 @@ class TestSqlite:
         await migrate(sqlite_engine)
         async with sqlite_engine.connect() as conn:
             assert "idempotency_keys" in await conn.run_sync(tables)
-
-
-def downgrade_to(connection, revision: str) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    command.downgrade(config, revision)

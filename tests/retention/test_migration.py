@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from alembic import command
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
@@ -13,18 +12,13 @@ from fleetlog.errors import Conflict
 from fleetlog.records import LogLevel
 from fleetlog.retention.rule_store import RuleStore
 from fleetlog.retention.rules import Rule
-from fleetlog.store.migrate import alembic_config, migrate
+from fleetlog.store.migrate import migrate
+from tests.fixtures.migrations import downgrade_to
 
 if TYPE_CHECKING:
     from tests.fixtures.stores import StoreUnderTest
 
 pytest_plugins = ["tests.fixtures.stores"]
-
-
-def downgrade_to(connection: Connection, revision: str) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    command.downgrade(config, revision)
 
 
 def tables(connection: Connection) -> set[str]:
@@ -34,7 +28,7 @@ def tables(connection: Connection) -> set[str]:
 async def test_the_migration_goes_down_and_up_again(store_under_test: StoreUnderTest) -> None:
     engine = store_under_test.store.engine
     async with engine.begin() as conn:
-        await conn.run_sync(downgrade_to, "0007")
+        await conn.run_sync(downgrade_to, "0008")
         assert "retention_rules" not in await conn.run_sync(tables)
     await migrate(engine)
     rules = RuleStore(engine)

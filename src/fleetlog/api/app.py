@@ -10,6 +10,7 @@ from fleetlog import __version__
 from fleetlog.alerts.runtime import open_alerting
 from fleetlog.api.errors import add_exception_handlers, documented
 from fleetlog.api.fastpath import FastPath
+from fleetlog.api.idempotency import IdempotentIngest
 from fleetlog.api.limits import BodyBudget, RequestLimits
 from fleetlog.api.middleware import MetricsMiddleware
 from fleetlog.api.openapi import install_openapi
@@ -19,6 +20,7 @@ from fleetlog.api.routes import (
     auth,
     counts,
     elastic,
+    export,
     gelf,
     ingest,
     loki,
@@ -82,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
         # route. Traces learn a request's route from FastAPI's router, so with tracing on
         # the router serves ingest too.
         app.add_middleware(FastPath, routes=ingest.router.routes)
+    app.add_middleware(IdempotentIngest)
     app.add_middleware(
         RequestLimits,
         max_url_bytes=settings.max_url_bytes,
@@ -110,6 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(module.router)
     app.include_router(retention.router)
+    app.include_router(export.router)
     install_openapi(app, [LogIn, LogBatchIn, LokiPush])
     return app
 

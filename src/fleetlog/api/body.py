@@ -7,7 +7,9 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 
 from fleetlog.api.errors import invalid_payload
+from fleetlog.api.security import ADMITTED
 from fleetlog.errors import IncompleteBody, MalformedBody, PayloadTooLarge, UnsupportedMediaType
+from fleetlog.idempotency.attempt import CURRENT
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -130,9 +132,19 @@ def check_json_type(request: Request) -> None:
 
 
 async def read_decoded(request: Request, *, limit: int) -> bytes | bytearray:
-    """The body, read under `limit` and its Content-Encoding undone under the same cap."""
+    """The body, read under `limit` and its Content-Encoding undone under the same cap.
+
+    A request with an Idempotency-Key claims it here, once its body is whole and before any of
+    it is used. Its sender was admitted before the body was read, so the key is scoped to that
+    credential; a request with no body (never admitted early) stores nothing and claims none.
+    """
     body = await read_capped(request, limit)
-    return decode(body, request.headers.get("content-encoding", "").strip().lower(), limit)
+    decoded = decode(body, request.headers.get("content-encoding", "").strip().lower(), limit)
+    attempt = CURRENT.get()
+    principal = request.scope.get(ADMITTED)
+    if attempt is not None and principal is not None:
+        await attempt.claim(principal.subject, decoded)
+    return decoded
 
 
 async def parse_json(request: Request, model: type[Model], *, limit: int) -> Model:

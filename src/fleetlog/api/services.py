@@ -12,7 +12,10 @@ from fleetlog.config import Settings
 from fleetlog.counts import CountQuery
 from fleetlog.errors import Misconfigured
 from fleetlog.idempotency import Registry
+from fleetlog.idempotency.answers import AnswerRegistry
+from fleetlog.idempotency.redis_answers import RedisAnswers
 from fleetlog.idempotency.redis_registry import RedisRegistry
+from fleetlog.idempotency.sqlite_answers import SqliteAnswers
 from fleetlog.idempotency.sqlite_registry import SqliteRegistry
 from fleetlog.ingest import Ingest, event_window
 from fleetlog.keys import Keys
@@ -43,6 +46,7 @@ class Services:
     tail: TailHub
     idempotency: Registry
     retention: Retention
+    answers: AnswerRegistry
 
     async def checks(self) -> dict[str, bool]:
         """Whether each part answers, named as the reference names them where it has them."""
@@ -65,6 +69,7 @@ def choose_queue(settings: Settings, redis: Redis | None) -> Queue:
             max_backlog=settings.max_backlog,
             retry_after=retry_after,
             min_free_disk_bytes=settings.min_free_disk_bytes,
+            idempotency_ttl=settings.idempotency_ttl,
         )
     return RedisStreamQueue(
         redis,
@@ -73,6 +78,7 @@ def choose_queue(settings: Settings, redis: Redis | None) -> Queue:
         max_backlog=settings.max_backlog,
         retry_after=retry_after,
         memory_high_water=settings.redis_memory_high_water,
+        idempotency_ttl=settings.idempotency_ttl,
     )
 
 
@@ -81,6 +87,16 @@ def choose_registry(settings: Settings, store: LogStore, redis: Redis | None) ->
     if redis is None:
         return SqliteRegistry(store.engine, ttl=settings.idempotency_ttl)
     return RedisRegistry(redis, keys=Keys(settings.redis_namespace), ttl=settings.idempotency_ttl)
+
+
+def choose_answers(settings: Settings, store: LogStore, redis: Redis | None) -> AnswerRegistry:
+    """Idempotency-Keys of requests where the queue marks them: Redis, or SQLite embedded."""
+    if redis is None:
+        return SqliteAnswers(store.engine, ttl=settings.idempotency_ttl)
+    keys = Keys(settings.redis_namespace)
+    return RedisAnswers(
+        redis, keys=keys, shards=settings.stream_shards, ttl=settings.idempotency_ttl
+    )
 
 
 def open_tail(settings: Settings, store: LogStore, redis: Redis | None) -> TailHub:
@@ -184,6 +200,7 @@ async def open_services(settings: Settings, *, secret: str) -> AsyncIterator[Ser
             tail=tail,
             idempotency=choose_registry(settings, store, redis),
             retention=retention,
+            answers=choose_answers(settings, store, redis),
         )
         async with retention_passes(settings, retention):
             yield services

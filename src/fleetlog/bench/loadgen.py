@@ -37,6 +37,12 @@ POLL_INTERVAL_S = 0.1
 # uvloop keeps timers in whole milliseconds: a shorter wait would wake the loop in a busy spin.
 MIN_TICK_S = 0.001
 MAX_FRUITLESS_CONNECTIONS = 20
+# Answers after which a request is sent again when asked (`retry_refused_s`): the backlog is
+# full (503), or, with Idempotency-Keys, a request with its key is still in flight (409).
+RETRIED_STATUSES = frozenset({503, 409})
+# With Idempotency-Keys, how long a lost server is waited for (a restart) before giving up.
+RECONNECT_FOR_S = 60.0
+RECONNECT_PAUSE_S = 0.2
 
 
 class LoadError(Exception):
@@ -84,6 +90,9 @@ class LoadPlan:
     # Seconds to wait before sending a request answered 503 again on its connection, as a
     # shipper honouring Retry-After would; None: a 503 is a failed request.
     retry_refused_s: float | None = None
+    # Each request's Idempotency-Key is `"<this>-<request number>"`; a request whose connection
+    # was lost is then sent again with its key, as is one answered 409. None: no keys.
+    idempotency_keys: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -132,6 +141,7 @@ class ShardRequests:
         self.shard = shard
         self.processes = plan.processes
         self.host = f"{plan.host}:{plan.port}"
+        self.keys = plan.idempotency_keys
         self.headers = [("Content-Type", plan.workload.content_type), *plan.headers]
         if plan.workload.gzip:
             self.headers.append(("Content-Encoding", "gzip"))
@@ -151,9 +161,12 @@ class ShardRequests:
         return len(self.workload.log_range(self.number(k)))
 
     def frame(self, k: int) -> bytes:
-        body = self.workload.body(self.number(k))
-        path = self.workload.path
-        return frame_request(host=self.host, path=path, body=body, headers=self.headers)
+        number = self.number(k)
+        body = self.workload.body(number)
+        headers = self.headers
+        if self.keys is not None:
+            headers = [*headers, ("Idempotency-Key", f'"{self.keys}-{number}"')]
+        return frame_request(host=self.host, path=self.workload.path, body=body, headers=headers)
 
 
 class Driver:
@@ -183,6 +196,7 @@ class Driver:
         self.logs_acked = 0
         self.last_answer = 0.0
         self.fruitless = 0  # connections lost in a row without a single answer
+        self.fruitless_since = 0.0  # when the first of them was lost
         self.done: asyncio.Future[None] = self.loop.create_future()
         self.watcher: asyncio.TimerHandle | None = None
 
@@ -253,7 +267,7 @@ class Driver:
 
     def answered(self, connection: Connection, request: int, status: int) -> None:
         retry_s = self.plan.retry_refused_s
-        if status == 503 and retry_s is not None:
+        if status in RETRIED_STATUSES and retry_s is not None:
             # Still in flight: the same connection sends it again after the pause.
             self.retried += 1
             self.loop.call_later(retry_s, self.resend, connection, request)
@@ -287,13 +301,20 @@ class Driver:
             self.idle.remove(connection)
         if self.done.done():
             return
-        if connection.request >= 0:
+        if connection.request >= 0 and self.plan.idempotency_keys is not None:
+            # Its key makes sending it again safe, whether or not the server stored it.
+            self.in_flight -= 1
+            self.retried += 1
+            self.backlog.append((connection.request, None))
+        elif connection.request >= 0:
             self.in_flight -= 1
             self.statuses["timeout" if connection.timed_out else "connection"] += 1
             self.failed.append(self.requests.number(connection.request))
             self.progress(self.requests.logs(connection.request))
         self.fruitless = 0 if connection.answers else self.fruitless + 1
-        if self.fruitless > MAX_FRUITLESS_CONNECTIONS:
+        if self.fruitless == 1:
+            self.fruitless_since = time.monotonic()
+        if self.gave_up():
             self.broken(LoadError("the server keeps closing connections without answering"))
             return
         task = self.loop.create_task(self.replace())
@@ -301,13 +322,29 @@ class Driver:
         task.add_done_callback(self.reconnecting.discard)
         self.finish_if_done()
 
+    def gave_up(self) -> bool:
+        """Too many connections lost without an answer: in a row, or with Idempotency-Keys
+        (while a server restarts, it may take connections it never answers) for too long."""
+        if self.plan.idempotency_keys is None:
+            return self.fruitless > MAX_FRUITLESS_CONNECTIONS
+        return self.fruitless > 0 and time.monotonic() - self.fruitless_since > RECONNECT_FOR_S
+
     async def replace(self) -> None:
-        """Open a connection in place of a lost one and put it to work."""
-        try:
-            connection = await self.connect()
-        except OSError as exc:
-            self.broken(LoadError(f"cannot reconnect to {self.requests.host}: {exc}"))
-            return
+        """Open a connection in place of a lost one and put it to work; with Idempotency-Keys,
+        trying again for a while, as a server restarting comes back."""
+        keep_trying = self.plan.idempotency_keys is not None
+        deadline = time.monotonic() + (RECONNECT_FOR_S if keep_trying else 0)
+        if keep_trying and self.fruitless:
+            await asyncio.sleep(RECONNECT_PAUSE_S)
+        while True:
+            try:
+                connection = await self.connect()
+                break
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    self.broken(LoadError(f"cannot reconnect to {self.requests.host}: {exc}"))
+                    return
+                await asyncio.sleep(RECONNECT_PAUSE_S)
         if self.rate is None:
             self.feed(connection)
         else:

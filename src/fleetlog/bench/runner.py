@@ -21,6 +21,9 @@ from fleetlog.bench.verify import PostgresLogs, SqliteLogs, StoredLogs, verify
 from fleetlog.bench.workload import Workload, WorkloadName
 from fleetlog.config import Settings
 
+# With Idempotency-Keys, the pause before a request answered 503 or 409 is sent again.
+KEYED_RETRY_S = 0.2
+
 
 class BenchError(Exception):
     """The bench cannot run as asked."""
@@ -69,6 +72,7 @@ class BenchOptions:
     api_key: str | None = None
     settle_timeout: float = 60.0
     timeout: float = 60.0
+    idempotency_keys: bool = False
 
 
 def build_workload(options: BenchOptions) -> Workload:
@@ -109,6 +113,8 @@ def build_plan(options: BenchOptions, url: str, workload: Workload) -> LoadPlan:
         rate=None if options.rate is None else options.rate / workload.batch,
         headers=api_key_headers(options.api_key),
         timeout=options.timeout,
+        idempotency_keys=workload.run if options.idempotency_keys else None,
+        retry_refused_s=KEYED_RETRY_S if options.idempotency_keys else None,
     )
 
 
@@ -129,6 +135,7 @@ def describe(plan: LoadPlan, workload: Workload, options: BenchOptions) -> dict[
         "duration_s": plan.duration,
         "rate_logs_per_s": options.rate,
         "run": workload.run,
+        "idempotency_keys": options.idempotency_keys,
     }
 
 

@@ -98,6 +98,41 @@ class LogApi:
             ensure_success(response)
             yield self.lines(response)
 
+    @contextmanager
+    def export(self, params: dict[str, str]) -> Iterator[Iterator[bytes]]:
+        """The bytes of `GET /api/export`, as they arrive."""
+        headers = {"Accept": "*/*"}
+        with (
+            self.translated(),
+            self.http.stream("GET", "/api/export", params=params, headers=headers) as response,
+        ):
+            ensure_success(response)
+            yield self.raw(response)
+
+    def raw(self, response: httpx.Response) -> Iterator[bytes]:
+        with self.translated():
+            yield from response.iter_raw()
+
+    def count(self, params: dict[str, str]) -> int:
+        """How many logs `GET /api/logs/count` finds for these search parameters."""
+        with self.translated():
+            response = self.http.get("/api/logs/count", params=params)
+        ensure_success(response)
+        try:
+            return sum(int(bucket["count"]) for bucket in response.json()["buckets"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ClientError(f"{self.url}/api/logs/count did not answer counts") from exc
+
+    def send_batch(self, body: bytes, *, key: str) -> httpx.Response:
+        """`POST /api/logs/batch` of a gzip'ed body with its Idempotency-Key; any answer."""
+        headers = {
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+            "Idempotency-Key": f'"{key}"',
+        }
+        with self.translated():
+            return self.http.post("/api/logs/batch", content=body, headers=headers)
+
     def lines(self, response: httpx.Response) -> Iterator[str]:
         with self.translated():
             yield from response.iter_lines()

@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 from typing import Protocol
 
+from fleetlog.idempotency.answers import Mark
 from fleetlog.records import LogRecord
 
 
@@ -10,8 +11,12 @@ class Queue(Protocol):
     async def start(self) -> None:
         """Open connections and start background tasks."""
 
-    async def put(self, records: Sequence[LogRecord]) -> list[str]:
-        """Make the records durable and return one message id per record, in order."""
+    async def put(self, records: Sequence[LogRecord], *, mark: Mark | None = None) -> list[str]:
+        """Make the records durable and return one message id per record, in order.
+
+        With a `mark`, the request's Idempotency-Key is marked queued in the same atomic step
+        that makes the records durable.
+        """
 
     async def backlog(self) -> int:
         """How many accepted logs are not yet in the store."""

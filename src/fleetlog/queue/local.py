@@ -11,11 +11,13 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from fleetlog.errors import QueueFull, StoreUnavailable
+from fleetlog.idempotency.answers import Mark
 from fleetlog.queue.probes import Cached, failed_recently
 from fleetlog.records import LogRecord
-from fleetlog.store.sqlite_writer import SqliteWriter
+from fleetlog.store.sqlite_writer import KeyMark, SqliteWriter
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class Waiting:
     records: Sequence[LogRecord]
+    mark: Mark | None = None
     done: asyncio.Future[list[int]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -39,8 +42,10 @@ class LocalQueue:
         max_backlog: int,
         retry_after: float,
         min_free_disk_bytes: int = 0,
+        idempotency_ttl: timedelta = timedelta(days=1),
     ) -> None:
         self.writer = writer
+        self.idempotency_ttl = idempotency_ttl.total_seconds()
         self.max_rows = max_rows
         self.max_backlog = max_backlog
         self.retry_after = retry_after
@@ -57,7 +62,7 @@ class LocalQueue:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._commit_loop(), name="fleetlog-group-commit")
 
-    async def put(self, records: Sequence[LogRecord]) -> list[str]:
+    async def put(self, records: Sequence[LogRecord], *, mark: Mark | None = None) -> list[str]:
         if self._closing:
             raise StoreUnavailable("fleetlog is shutting down", retry_after=self.retry_after)
         if self._rows_waiting + len(records) > self.max_backlog:
@@ -65,7 +70,7 @@ class LocalQueue:
                 f"more than {self.max_backlog} logs are waiting to be stored",
                 retry_after=self.retry_after,
             )
-        waiting = Waiting(records)
+        waiting = Waiting(records, mark)
         self._waiting.append(waiting)
         self._rows_waiting += len(records)
         self._wakeup.set()
@@ -116,7 +121,7 @@ class LocalQueue:
     async def _commit(self, group: list[Waiting]) -> None:
         records = [record for waiting in group for record in waiting.records]
         try:
-            ids = await self.writer.insert_batch(records)
+            ids = await self.writer.insert_batch(records, marks=self._marks(group))
         except StoreUnavailable as exc:
             self._settle(group, exc)
             return
@@ -135,6 +140,16 @@ class LocalQueue:
             offset += n
         self._rows_waiting -= len(records)
         self.commit_failed_at = None
+
+    def _marks(self, group: list[Waiting]) -> list[KeyMark]:
+        """The Idempotency-Keys to mark queued in the group's commit, with their rows."""
+        marks, offset = [], 0
+        expires_at = time.time() + self.idempotency_ttl
+        for waiting in group:
+            if waiting.mark is not None:
+                marks.append(KeyMark(waiting.mark, offset, len(waiting.records), expires_at))
+            offset += len(waiting.records)
+        return marks
 
     def _settle(self, group: list[Waiting], exc: Exception) -> None:
         self.commit_failed_at = time.monotonic()

@@ -20,12 +20,14 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from fleetlog.errors import Misconfigured, QueueFull, StoreUnavailable
+from fleetlog.idempotency.answers import Mark, shard_of
 from fleetlog.keys import Keys
 from fleetlog.metrics import STREAM_BACKLOG
 from fleetlog.queue.probes import Cached, failed_recently
@@ -37,19 +39,34 @@ RETRY_AFTER_S = 1.0
 GROUP_ENTRIES = 128
 GROUP_BYTES = 4 * 1024 * 1024
 
-# KEYS: stream, backlog. ARGV: limit, then (logs, payload) per entry. Returns per entry its
-# id, or nil when the backlog had no room for it.
+# KEYS: stream, backlog, then the Idempotency-Keys to mark. ARGV: limit, the number of entries,
+# (logs, payload) per entry, then per mark: its entry, its key's index in KEYS, the claim's token,
+# fingerprint, receive time (epoch µs), TTL (ms) and message id prefix. Returns per entry its id,
+# or nil when the backlog had no room for it. A key is marked queued with its entry's XADD, in
+# one atomic call: applied together or not at all (idempotency/answers.py).
 ENQUEUE = """
 local limit = tonumber(ARGV[1])
+local entries = tonumber(ARGV[2])
 local backlog = tonumber(redis.call('GET', KEYS[2]) or '0')
 local ids = {}
-for i = 2, #ARGV, 2 do
+for i = 3, 2 + 2 * entries, 2 do
   local logs = tonumber(ARGV[i])
   if backlog + logs > limit then
     ids[#ids + 1] = false
   else
     ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'n', ARGV[i], 'b', ARGV[i + 1])
     backlog = redis.call('INCRBY', KEYS[2], logs)
+  end
+end
+for m = 3 + 2 * entries, #ARGV, 7 do
+  local entry = tonumber(ARGV[m])
+  local key = KEYS[tonumber(ARGV[m + 1])]
+  if ids[entry] and (redis.call('HGET', key, 't') == ARGV[m + 2]
+      or redis.call('EXISTS', key) == 0) then
+    redis.call('DEL', key)
+    redis.call('HSET', key, 'f', ARGV[m + 3], 'r', ARGV[m + 4],
+      'p', ARGV[m + 6] .. ids[entry] .. '-', 'i', 0, 'n', ARGV[1 + 2 * entry])
+    redis.call('PEXPIRE', key, ARGV[m + 5])
   end
 end
 return ids
@@ -62,6 +79,7 @@ class Pending:
 
     logs: int
     payload: bytes
+    mark: Mark | None = None
     entry_id: asyncio.Future[bytes | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -134,6 +152,7 @@ class RedisStreamQueue:
         max_backlog: logs accepted and not yet stored before `put` refuses (split over shards).
         retry_after: what a refused client is told to wait, in seconds.
         memory_high_water: the share of Redis maxmemory past which `writable` says no.
+        idempotency_ttl: how long a request's Idempotency-Key is remembered once queued.
     """
 
     def __init__(
@@ -145,8 +164,10 @@ class RedisStreamQueue:
         max_backlog: int,
         retry_after: float,
         memory_high_water: float = 1.0,
+        idempotency_ttl: timedelta = timedelta(days=1),
     ) -> None:
         self.client = client
+        self.idempotency_ms = max(1, int(idempotency_ttl.total_seconds() * 1000))
         self.keys = keys
         self.shards = shards
         # The check and the XADD run in one script, which may touch only one shard's keys.
@@ -177,9 +198,10 @@ class RedisStreamQueue:
         for shard in range(self.shards):
             await ensure_group(self.client, self.keys, shard)
 
-    async def put(self, records: Sequence[LogRecord]) -> list[str]:
-        shard = next(self._turns)
-        pending = Pending(len(records), encode_records(records))
+    async def put(self, records: Sequence[LogRecord], *, mark: Mark | None = None) -> list[str]:
+        # A keyed request goes to its key's shard, whose script marks the key with the XADD.
+        shard = next(self._turns) if mark is None else shard_of(mark.name, self.shards)
+        pending = Pending(len(records), encode_records(records), mark)
         self._waiting[shard].append(pending)
         if shard not in self._senders:
             self._senders[shard] = asyncio.create_task(self._send(shard))
@@ -202,10 +224,14 @@ class RedisStreamQueue:
             del self._senders[shard]
 
     async def _enqueue_group(self, shard: int, group: list[Pending]) -> None:
-        args: list[int | bytes] = [self.shard_limit]
+        args: list[int | bytes | str] = [self.shard_limit, len(group)]
         for pending in group:
             args += [pending.logs, pending.payload]
         keys = [self.keys.stream(shard), self.keys.backlog(shard)]
+        for entry, pending in enumerate(group, start=1):
+            if pending.mark is not None:
+                keys.append(self.keys.request_key(shard, pending.mark.name))
+                args += self.mark_args(pending.mark, entry=entry, key=len(keys), shard=shard)
         try:
             with translated("accept logs"):
                 entry_ids = await self._enqueue(keys=keys, args=args)
@@ -223,6 +249,17 @@ class RedisStreamQueue:
             # A request cancelled while waiting (its client went away) was queued all the same.
             if not pending.entry_id.cancelled():
                 pending.entry_id.set_result(entry_id)
+
+    def mark_args(self, mark: Mark, *, entry: int, key: int, shard: int) -> list[int | str]:
+        return [
+            entry,
+            key,
+            mark.token,
+            mark.fingerprint,
+            mark.received_us,
+            self.idempotency_ms,
+            f"{shard}-",
+        ]
 
     async def backlog(self) -> int:
         """Logs accepted and not yet stored, over all shards (also sets the per-shard gauge)."""

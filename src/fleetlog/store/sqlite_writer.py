@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -24,6 +25,7 @@ import orjson
 from sqlalchemy.dialects import sqlite
 
 from fleetlog.errors import StoreUnavailable
+from fleetlog.idempotency.answers import Mark
 from fleetlog.metrics import STORE_COMMIT_ROWS, STORE_COMMIT_SECONDS
 from fleetlog.records import LogRecord
 from fleetlog.store.engine import SQLITE_MMAP_BYTES
@@ -69,6 +71,18 @@ ROLLUPS = (
     """,
 )
 
+# A keyed request's Idempotency-Key marked queued in its records' transaction: taken from
+# its claim, or made anew if the claim was forgotten, never from another request's claim.
+MARK = """
+INSERT INTO idempotency_keys
+    (key, token, expires_at, fingerprint, received_us, first_id, id_count)
+VALUES (?, NULL, ?, ?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET
+    token = NULL, expires_at = excluded.expires_at, fingerprint = excluded.fingerprint,
+    received_us = excluded.received_us, first_id = excluded.first_id, id_count = excluded.id_count
+WHERE idempotency_keys.token = ?
+"""
+
 SYNCHRONOUS_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
 _dialect = sqlite.dialect()
@@ -82,6 +96,16 @@ _sqlite_time = cast(
 def turns_path(path: Path) -> Path:
     """The file every process writing to the database at `path` takes turns on (flock)."""
     return path.with_name(f"{path.name}.writer-lock")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyMark:
+    """An Idempotency-Key to mark in a group's commit: its request's rows in the group."""
+
+    mark: Mark
+    offset: int
+    count: int
+    expires_at: float
 
 
 def as_rows(records: Sequence[LogRecord]) -> list[list[Any]]:
@@ -105,6 +129,19 @@ def payloads(rows: list[list[Any]], limit: int) -> list[bytes]:
     return payloads(rows[:middle], limit) + payloads(rows[middle:], limit)
 
 
+def mark_row(marked: KeyMark, *, first: int) -> tuple[object, ...]:
+    mark = marked.mark
+    return (
+        mark.name,
+        marked.expires_at,
+        mark.fingerprint,
+        mark.received_us,
+        first + marked.offset,
+        marked.count,
+        mark.token,
+    )
+
+
 class SqliteWriter:
     def __init__(
         self, path: Path, *, synchronous: str, max_statement_bytes: int = MAX_STATEMENT_BYTES
@@ -116,13 +153,18 @@ class SqliteWriter:
         self._db: sqlite3.Connection | None = None
         self._turns = -1
 
-    async def insert_batch(self, records: Sequence[LogRecord]) -> list[int]:
-        """Commit all records durably in one transaction; their ids, in the same order."""
+    async def insert_batch(
+        self, records: Sequence[LogRecord], *, marks: Sequence[KeyMark] = ()
+    ) -> list[int]:
+        """Commit all records durably in one transaction, with the keys of `marks` marked
+        queued; the records' ids, in the same order."""
         chunks = payloads(as_rows(records), self.max_statement_bytes)
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
-            last = await loop.run_in_executor(self._thread, self._insert, chunks, len(records))
+            last = await loop.run_in_executor(
+                self._thread, self._insert, chunks, len(records), marks
+            )
         except sqlite3.Error as exc:
             log.warning("insert of %d logs failed: %s", len(records), exc)
             unavailable = StoreUnavailable("the log store cannot commit", retry_after=RETRY_AFTER_S)
@@ -131,19 +173,21 @@ class SqliteWriter:
         STORE_COMMIT_ROWS.observe(len(records))
         return list(range(last - len(records) + 1, last + 1))
 
-    def _insert(self, chunks: list[bytes], rows: int) -> int:
+    def _insert(self, chunks: list[bytes], rows: int, marks: Sequence[KeyMark]) -> int:
         db = self._connection()
         # Server processes take turns through a file lock: a waiter wakes the moment the lock
         # is free, where SQLite's own busy handler would sleep up to 100 ms between tries.
         fcntl.flock(self._turns, fcntl.LOCK_EX)
         try:
-            return self._commit(db, chunks, rows)
+            return self._commit(db, chunks, rows, marks)
         finally:
             fcntl.flock(self._turns, fcntl.LOCK_UN)
 
     @staticmethod
-    def _commit(db: sqlite3.Connection, chunks: list[bytes], rows: int) -> int:
-        """The group's logs and their rollups in one transaction; the last log's id."""
+    def _commit(
+        db: sqlite3.Connection, chunks: list[bytes], rows: int, marks: Sequence[KeyMark]
+    ) -> int:
+        """The group's logs, their rollups and keys in one transaction; the last log's id."""
         db.execute("BEGIN IMMEDIATE")
         try:
             for chunk in chunks:
@@ -152,6 +196,8 @@ class SqliteWriter:
             # The transaction holds SQLite's only write lock, so its rowids are consecutive.
             for statement in ROLLUPS:
                 db.execute(statement, (last - rows,))
+            if marks:
+                db.executemany(MARK, [mark_row(marked, first=last - rows + 1) for marked in marks])
         except BaseException:
             db.execute("ROLLBACK")
             raise

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -128,13 +129,21 @@ devices = Table(
 
 # Idempotency keys of the embedded store (migration 0007; in Redis in the pipeline): a key's
 # digest, the token of the request storing its record while pending (NULL once stored), and
-# when it is forgotten (epoch seconds).
+# when it is forgotten (epoch seconds). A request's Idempotency-Key also keeps its fingerprint,
+# what its records were queued as and its first answer (migration 0008).
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
     Column("key", String(32), primary_key=True),
     Column("token", String(32)),
     Column("expires_at", Float(), nullable=False),
+    Column("fingerprint", String(32)),
+    Column("received_us", BigInteger()),
+    Column("first_id", BigInteger()),
+    Column("id_count", Integer()),
+    Column("answer_status", Integer()),
+    Column("answer_headers", Text()),
+    Column("answer_body", LargeBinary()),
     Index("ix_idempotency_keys_expires_at", "expires_at"),
     sqlite_with_rowid=False,
 )
