@@ -62,7 +62,9 @@ export function intervalFor(widthSeconds: number): Interval {
   return INTERVALS.find((i) => widthSeconds / i.seconds <= MAX_BARS) ?? INTERVALS[INTERVALS.length - 1];
 }
 
-/** A device id as a query term, quoted so that any id reads back as itself. */
+const PLAIN_ID = /^[\w.:@/-]+$/;
+
+/** A device id as a query term; quoted unless plain, so that any id reads back as itself. */
 export function deviceTerm(deviceId: string): string {
-  return `device:"${deviceId.replace(/"/g, '\\"')}"`;
+  return PLAIN_ID.test(deviceId) ? `device:${deviceId}` : `device:"${deviceId.replace(/"/g, '\\"')}"`;
 }
