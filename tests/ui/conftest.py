@@ -4,9 +4,12 @@ fleetlog server seeded through the public API. Playwright never downloads a brow
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from fleetlog.auth.principals import Role
+from tests.fixtures.auth import PASSWORD, add_user, bearer, secure_settings
 from tests.fixtures.process import Server, running_server
 from tests.ui.seed import seed
 
@@ -45,6 +48,26 @@ def explorer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """An embedded server in open mode with the seeded fleet; tests may add logs, never remove."""
     with running_server(tmp_path_factory.mktemp("ui") / "data") as server:
         seed(server.url)
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def users_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir holding an admin (ada) and a reader (rita): auth is on."""
+    data_dir = tmp_path_factory.mktemp("ui-auth") / "data"
+    settings = secure_settings(data_dir)
+    await add_user(settings, "ada", Role.ADMIN)
+    await add_user(settings, "rita", Role.READER)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def secured(users_dir: Path) -> Iterator[Server]:
+    with running_server(users_dir) as server:
+        signed_in = httpx.post(
+            f"{server.url}/api/auth/token", data={"username": "ada", "password": PASSWORD}
+        )
+        seed(server.url, headers=bearer(signed_in.json()["access_token"]))
         yield server
 
 

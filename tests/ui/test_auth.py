@@ -1,39 +1,16 @@
 """Signing in to the explorer when auth is on, token refresh, and the admins' key page."""
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from playwright.async_api import Browser, Dialog, Page, expect
 
-from fleetlog.auth.principals import Role
-from tests.fixtures.auth import PASSWORD, add_user, bearer, secure_settings
-from tests.fixtures.process import Server, running_server
-from tests.ui.seed import DEVICES, seed
+from tests.fixtures.auth import PASSWORD, bearer
+from tests.fixtures.process import Server
+from tests.ui.seed import DEVICES
 
 TOKENS = "fleetlog.tokens"
-
-
-@pytest.fixture(scope="module")
-async def users_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data dir holding an admin (ada) and a reader (rita): auth is on."""
-    data_dir = tmp_path_factory.mktemp("ui-auth") / "data"
-    settings = secure_settings(data_dir)
-    await add_user(settings, "ada", Role.ADMIN)
-    await add_user(settings, "rita", Role.READER)
-    return data_dir
-
-
-@pytest.fixture(scope="module")
-def secured(users_dir: Path) -> Iterator[Server]:
-    with running_server(users_dir) as server:
-        signed_in = httpx.post(
-            f"{server.url}/api/auth/token", data={"username": "ada", "password": PASSWORD}
-        )
-        seed(server.url, headers=bearer(signed_in.json()["access_token"]))
-        yield server
 
 
 @pytest.fixture
