@@ -34,7 +34,7 @@ async def test_search_narrows_the_results(page: Page) -> None:
     await expect(rows.first).to_be_visible()
     assert 0 < await rows.count() < 100
     for message in await page.locator(f"{ROWS} .message").all_inner_texts():
-        assert "valve stuck" in message
+        assert "valve" in message.split()
     assert await page.locator(f"{ROWS} .badge").all_inner_texts() == ["ERROR"] * await rows.count()
     await expect(page.locator(f"{ROWS} mark").first).to_have_text("valve")
 
@@ -67,12 +67,13 @@ async def test_the_url_holds_query_and_range(page: Page) -> None:
 
 
 async def test_a_row_opens_its_data_and_adds_an_attribute_to_the_query(page: Page) -> None:
-    await page.goto("/ui/?q=device:cam-2")
+    # pump-7: the one seeded device other tests send no logs for.
+    await page.goto("/ui/?q=device:pump-7")
     await page.locator(f"{ROWS} .row-head").first.click()
     details = page.locator(f"{ROWS} .details").first
-    await expect(details.locator("pre")).to_contain_text('"site": "north"')
-    await details.get_by_role("button", name="+ attr.site:north").click()
-    await expect(page.locator("#q")).to_have_value("device:cam-2 attr.site:north")
+    await expect(details.locator("pre")).to_contain_text('"site": "south"')
+    await details.get_by_role("button", name="+ attr.site:south").click()
+    await expect(page.locator("#q")).to_have_value("device:pump-7 attr.site:south")
     await expect(page.locator(ROWS)).to_have_count(LOGS_PER_DEVICE)
 
 
