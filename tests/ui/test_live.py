@@ -1,8 +1,9 @@
 """Live tail in the explorer: a log sent while it is on slides in at the top."""
 
+import json
 import uuid
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 # The issue's bound from a log's 2xx to its row on screen; the server itself promises a second.
 SHOWN_WITHIN_MS = 2000
@@ -38,3 +39,35 @@ async def test_the_tail_follows_the_query_and_pauses(page: Page) -> None:
     await page.get_by_role("button", name="Resume").click()
     await expect(page.locator(".live-rows > li")).to_have_count(1)
     await expect(page.locator(".live-rows > li .message")).to_have_text("held while paused")
+
+
+async def test_dropped_logs_are_counted_and_a_lost_stream_resumes_after_the_last_event(
+    page: Page,
+) -> None:
+    """The server's `event: dropped` and a stream that ends, played by a scripted /api/tail."""
+    log = {
+        "id": 5,
+        "device_id": "cam-1",
+        "log_level": "INFO",
+        "message": "before the gap",
+        "log_data": {},
+        "created_at": "2026-11-30T14:02:11.120000Z",
+        "received_at": "2026-11-30T14:02:11.123456Z",
+    }
+    streams = [
+        f'event: log\ndata: {json.dumps(log)}\nid: 5\n\nevent: dropped\ndata: {{"dropped": 37}}\n\n',
+        ': ping\n\nevent: dropped\ndata: {"dropped": 5}\n\n',
+    ]
+    resumed_after: list[str | None] = []
+
+    async def scripted_tail(route: Route) -> None:
+        resumed_after.append(await route.request.header_value("last-event-id"))
+        body = streams.pop(0) if streams else ""
+        await route.fulfill(status=200, content_type="text/event-stream", body=body)
+
+    await page.route("**/api/tail*", scripted_tail)
+    await page.goto("/ui/?q=device:cam-1")
+    await page.get_by_role("button", name="Live").click()
+    await expect(page.locator(".live-rows .message")).to_have_text("before the gap")
+    await expect(page.locator(".dropped")).to_have_text("42 dropped")
+    assert resumed_after[:2] == [None, "5"]
