@@ -55,7 +55,8 @@ async def test_dropped_logs_are_counted_and_a_lost_stream_resumes_after_the_last
         "received_at": "2026-11-30T14:02:11.123456Z",
     }
     streams = [
-        f'event: log\ndata: {json.dumps(log)}\nid: 5\n\nevent: dropped\ndata: {{"dropped": 37}}\n\n',
+        f"event: log\ndata: {json.dumps(log)}\nid: 5\n\n"
+        'event: dropped\ndata: {"dropped": 37}\n\n',
         ': ping\n\nevent: dropped\ndata: {"dropped": 5}\n\n',
     ]
     resumed_after: list[str | None] = []
