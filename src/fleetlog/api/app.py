@@ -19,6 +19,7 @@ from fleetlog.api.routes import (
     alerts,
     auth,
     counts,
+    docs,
     elastic,
     export,
     gelf,
@@ -30,6 +31,7 @@ from fleetlog.api.routes import (
     search,
     system,
     tail,
+    ui,
 )
 from fleetlog.api.security import jwt_secret, open_gatekeeper
 from fleetlog.api.services import open_services
@@ -64,6 +66,9 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description="Log collection that answers fast and never loses an accepted log.",
         lifespan=lifespan,
+        # Served by `docs` from the package's own copies of their scripts, never a CDN.
+        docs_url=None,
+        redoc_url=None,
         # A path with a slash too many is not found, never redirected: Starlette would build
         # the Location from the client's Host header.
         redirect_slashes=False,
@@ -98,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
     # `counts` first: /api/logs/{device_id} of `query` would take /api/logs/count. `elastic`
     # last: its paths start with `_` or end with `/_bulk`, so it takes no other route's.
     shippers = (loki, otlp, gelf)
+    pages = (docs, ui)
     for module in (
         ingest,
         *shippers,
@@ -109,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
         admin,
         alerts,
         tail,
+        *pages,
         elastic,
     ):
         app.include_router(module.router)

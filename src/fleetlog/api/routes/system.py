@@ -87,6 +87,7 @@ async def root(settings: SettingsDep) -> JSONResponse:
             "stats": "GET /api/stats",
             "metrics": "/metrics",
             "docs": "/docs",
+            "ui": "/ui",
             "elasticsearch_bulk": "POST /_bulk",
         },
     }
