@@ -107,7 +107,7 @@ class TestMapping:
             "severity_number": 13,
             "severity_text": "WARN",
             "event_name": "valve.stuck",
-            "resource": {"service": {"name": "pump-7"}, "host": {"name": "rack-2"}},
+            "resource": {"host": {"name": "rack-2"}},
             "scope": {"name": "pumps", "version": "1.2"},
         }
 
@@ -206,12 +206,13 @@ class TestMapping:
         record = json_record(
             "door opened", attributes=json_attributes({"http.method": "GET"}), traceId=TRACE_ID
         )
-        await export_json(client, json_request(record, resource={"service.name": "door-1"}))
+        resource = {"service.name": "door-1", "host.name": "rack-9"}
+        await export_json(client, json_request(record, resource=resource))
         await export_json(client, json_request(json_record("pump started")))
 
         for q in (
             "attr.attributes.http.method:GET",
-            "attr.resource.service.name:door-1",
+            "attr.resource.host.name:rack-9",
             f"attr.trace_id:{TRACE_ID.lower()}",
             "device:door-1",
         ):

@@ -61,8 +61,10 @@ def map_request(request: ExportLogsServiceRequest) -> Mapped:
     mapped = Mapped([], [], [])
     for resource_logs in request.resource_logs:
         attributes = resource_logs.resource.attributes
-        device = device_of(attributes)
-        resource = key_values(attributes)
+        named = device_of(attributes)
+        device = None if named is None else named[1]
+        # The attribute that names the device is the record's device_id, not repeated here.
+        resource = key_values(pair for pair in attributes if named is None or pair.key != named[0])
         for scope_logs in resource_logs.scope_logs:
             context = {"resource": resource, "scope": scope_of(scope_logs.scope)}
             context = {key: value for key, value in context.items() if value}
@@ -77,7 +79,8 @@ def map_request(request: ExportLogsServiceRequest) -> Mapped:
     return mapped
 
 
-def device_of(attributes: Iterable[KeyValue]) -> str | None:
+def device_of(attributes: Iterable[KeyValue]) -> tuple[str, str] | None:
+    """The resource attribute that names the device, and the name."""
     named = {
         pair.key: pair.value.string_value
         for pair in attributes
@@ -85,9 +88,14 @@ def device_of(attributes: Iterable[KeyValue]) -> str | None:
     }
     service = named.get(SERVICE_NAME)
     configured = None if service is None or service.startswith(UNNAMED_SERVICE) else service
-    for candidate in (named.get(DEVICE_ID), configured, named.get(HOST_NAME), service):
+    for key, candidate in (
+        (DEVICE_ID, named.get(DEVICE_ID)),
+        (SERVICE_NAME, configured),
+        (HOST_NAME, named.get(HOST_NAME)),
+        (SERVICE_NAME, service),
+    ):
         if candidate:
-            return candidate
+            return key, candidate
     return None
 
 

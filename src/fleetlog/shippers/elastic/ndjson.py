@@ -39,7 +39,7 @@ class Problem:
     rule: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Action:
     """One action; `source` is empty for those without one (`delete`) or one unread (`update`,
     or a `problem`)."""
