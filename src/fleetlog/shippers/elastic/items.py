@@ -56,10 +56,17 @@ def immutable(action: Action) -> Outcome:
 
 def item(action: Action, doc_id: str | None, outcome: Outcome) -> dict[str, Any]:
     """`{"<op>": {"_index", "_id", "status", …}}` as Elasticsearch answers it."""
-    body: dict[str, Any] = {"_index": action.index, "_id": doc_id, "status": outcome.status}
     if outcome.error is None:
-        body.update(_version=1, result=outcome.result, _shards=SHARDS)
+        body: dict[str, Any] = {
+            "_index": action.index,
+            "_id": doc_id,
+            "_version": 1,
+            "result": outcome.result,
+            "_shards": SHARDS,
+            "status": outcome.status,
+        }
     else:
+        body = {"_index": action.index, "_id": doc_id, "status": outcome.status}
         error = {"type": outcome.error.kind, "reason": outcome.error.reason}
         if outcome.error.rule is not None:
             error["rule"] = outcome.error.rule
