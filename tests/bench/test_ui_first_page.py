@@ -22,7 +22,8 @@ from fleetlog.bench.seeding import seed, seed_plan
 from fleetlog.bench.spawn import Target, spawn_stack
 from tests.ui.conftest import CHROMIUM, FLAGS
 
-pytestmark = pytest.mark.bench
+# Seeding a million logs takes minutes, past the suite's per-test bound.
+pytestmark = [pytest.mark.bench, pytest.mark.timeout(1800)]
 
 LOGS = int(os.environ.get("FLEETLOG_UI_BENCH_LOGS", "1000000"))
 LOADS = 5
