@@ -24,7 +24,7 @@ async def tab(browser: Browser, secured: Server) -> AsyncIterator[Page]:
 async def sign_in(page: Page, name: str, password: str = PASSWORD) -> None:
     await page.fill("#username", name)
     await page.fill("#password", password)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 async def test_sign_in_is_required_and_leads_to_the_page_asked_for(tab: Page) -> None:
@@ -36,7 +36,7 @@ async def test_sign_in_is_required_and_leads_to_the_page_asked_for(tab: Page) ->
     await sign_in(tab, "ada")
     await expect(tab).to_have_url("/ui/fleet")
     await expect(tab.locator("table.fleet tbody th")).to_have_count(len(DEVICES))
-    await tab.get_by_role("button", name="Sign out").click()
+    await tab.get_by_role("button", name="Sign out", exact=True).click()
     await expect(tab.locator("#username")).to_be_visible()
 
 
@@ -79,7 +79,7 @@ async def test_an_admin_creates_and_revokes_a_key(tab: Page) -> None:
     await tab.fill("#key-name", "door-sensors")
     await tab.select_option("#key-scope", "ingest")
     await tab.fill("#key-prefix", "door-")
-    await tab.get_by_role("button", name="Create key").click()
+    await tab.get_by_role("button", name="Create key", exact=True).click()
     secret = await tab.locator("#created-key").input_value()
     await expect(tab.locator(".created-key")).to_contain_text("not shown again")
     row = tab.locator("tr[data-key='door-sensors']")

@@ -19,10 +19,10 @@ async def test_the_fleet_view_lists_the_seeded_devices(page: Page) -> None:
 
 async def test_sorting_by_a_column_orders_the_devices(page: Page) -> None:
     await page.goto("/ui/fleet")
-    await page.get_by_role("link", name="Device").click()
+    await page.get_by_role("link", name="Device", exact=True).click()
     await expect(page).to_have_url(re.compile(r"sort=device&order=desc"))
     await expect(page.locator(DEVICE_CELLS).first).to_have_text(max(DEVICES))
-    await page.get_by_role("link", name="Device").click()
+    await page.get_by_role("link", name="Device", exact=True).click()
     await expect(page).to_have_url(re.compile(r"sort=device&order=asc"))
     await expect(page.locator(DEVICE_CELLS).first).to_have_text(min(DEVICES))
     header = page.locator("th[aria-sort]")

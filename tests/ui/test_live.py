@@ -17,7 +17,7 @@ async def send(page: Page, message: str, device: str = "cam-1") -> None:
 
 async def test_a_log_sent_during_the_tail_shows_within_2_s(page: Page) -> None:
     await page.goto("/ui/?q=level:error")
-    await page.get_by_role("button", name="Live").click()
+    await page.get_by_role("button", name="Live", exact=True).click()
     await expect(page.locator(".live-status")).to_have_text("live")
     word = f"live{uuid.uuid4().hex[:8]}"
     await send(page, f"valve {word} stuck")
@@ -29,14 +29,14 @@ async def test_a_log_sent_during_the_tail_shows_within_2_s(page: Page) -> None:
 
 async def test_the_tail_follows_the_query_and_pauses(page: Page) -> None:
     await page.goto("/ui/?q=device:gate-3")
-    await page.get_by_role("button", name="Live").click()
+    await page.get_by_role("button", name="Live", exact=True).click()
     await expect(page.locator(".live-status")).to_have_text("live")
-    await page.get_by_role("button", name="Pause").click()
+    await page.get_by_role("button", name="Pause", exact=True).click()
     await send(page, "not for this tail", device="cam-2")
     await send(page, "held while paused", device="gate-3")
     await expect(page.locator(".live-status")).to_have_text("paused, 1 waiting")
     await expect(page.locator(".live-rows > li")).to_have_count(0)
-    await page.get_by_role("button", name="Resume").click()
+    await page.get_by_role("button", name="Resume", exact=True).click()
     await expect(page.locator(".live-rows > li")).to_have_count(1)
     await expect(page.locator(".live-rows > li .message")).to_have_text("held while paused")
 
@@ -68,7 +68,7 @@ async def test_dropped_logs_are_counted_and_a_lost_stream_resumes_after_the_last
 
     await page.route("**/api/tail*", scripted_tail)
     await page.goto("/ui/?q=device:cam-1")
-    await page.get_by_role("button", name="Live").click()
+    await page.get_by_role("button", name="Live", exact=True).click()
     await expect(page.locator(".live-rows .message")).to_have_text("before the gap")
     await expect(page.locator(".dropped")).to_have_text("42 dropped")
     assert resumed_after[:2] == [None, "5"]

@@ -32,7 +32,7 @@ async def fleet_ready(page: Page) -> None:
 async def keys_ready(page: Page) -> None:
     await sign_in(page, "ada")
     await page.fill("#key-name", f"camera-{uuid.uuid4().hex[:8]}")
-    await page.get_by_role("button", name="Create key").click()
+    await page.get_by_role("button", name="Create key", exact=True).click()
     await expect(page.locator("#created-key")).to_be_visible()
 
 
