@@ -77,6 +77,13 @@ class TestWorkerStartup:
         assert code != 0
         assert "maxmemory-policy is allkeys-lru" in output
 
+    def test_refuses_a_node_of_a_redis_cluster(self, pg_url, tmp_path):
+        with RedisServer(["--cluster-enabled", "yes"]) as redis_server:
+            settings = pipeline_settings(redis_server.url, pg_url, tmp_path)
+            code, output = run(["worker"], env=settings_env(settings), log_path=tmp_path / "w.log")
+        assert code != 0
+        assert "Redis Cluster (cluster_enabled:1)" in output
+
     async def test_warns_when_redis_runs_without_aof_and_serves(self, pg_url, tmp_path):
         with RedisServer(["--appendonly", "no"]) as redis_server:
             settings = pipeline_settings(redis_server.url, pg_url, tmp_path)

@@ -137,6 +137,15 @@ class TestStartupChecks:
             finally:
                 await queue.close()
 
+    async def test_refuses_a_node_of_a_redis_cluster(self) -> None:
+        with RedisServer(["--cluster-enabled", "yes"]) as server:
+            queue = make_queue(server.url)
+            try:
+                with pytest.raises(Misconfigured, match="cluster_enabled:1"):
+                    await queue.start()
+            finally:
+                await queue.close()
+
     async def test_warns_when_aof_is_off(self, caplog: pytest.LogCaptureFixture) -> None:
         with RedisServer(["--appendonly", "no"]) as server:
             queue = make_queue(server.url)

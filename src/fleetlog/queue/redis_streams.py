@@ -117,7 +117,19 @@ async def ensure_group(client: Redis, keys: Keys, shard: int) -> None:
 
 
 async def check_config(client: Redis) -> None:
-    """Refuse a Redis that may evict accepted logs; warn when it does not persist them."""
+    """Refuse a Redis that may evict accepted logs, or a node of a Redis Cluster; warn when it
+    does not persist them."""
+    try:
+        cluster = await client.info("cluster")
+    except ResponseError:
+        cluster = {}  # a Redis that hides INFO cluster runs no cluster of its own
+    if cluster.get("cluster_enabled"):
+        # One node's client sends every shard's XADD to it and is told MOVED for the shards
+        # other masters own: most acknowledged logs would never reach a worker.
+        raise Misconfigured(
+            "this Redis is a node of a Redis Cluster (cluster_enabled:1), which fleetlog does "
+            "not support yet: point FLEETLOG_REDIS_URL at a standalone Redis"
+        )
     try:
         config = await client.config_get("*")
     except ResponseError as exc:
