@@ -21,7 +21,7 @@ from tests.fixtures.pipeline import (
 )
 from tests.fixtures.process import FleetlogProcess, free_port, running_server
 from tests.fixtures.records import make_log
-from tests.fixtures.servers import RedisServer
+from tests.fixtures.servers import RedisServer, cluster_node
 
 EXIT_TIMEOUT_S = 60
 
@@ -78,7 +78,7 @@ class TestWorkerStartup:
         assert "maxmemory-policy is allkeys-lru" in output
 
     def test_refuses_a_node_of_a_redis_cluster(self, pg_url, tmp_path):
-        with RedisServer(["--cluster-enabled", "yes"]) as redis_server:
+        with RedisServer(cluster_node()) as redis_server:
             settings = pipeline_settings(redis_server.url, pg_url, tmp_path)
             code, output = run(["worker"], env=settings_env(settings), log_path=tmp_path / "w.log")
         assert code != 0

@@ -19,7 +19,7 @@ from fleetlog.queue.redis_streams import (
 from fleetlog.records import decode_records
 from fleetlog.redis_client import connect
 from tests.fixtures.pipeline import make_record, shard_of_id
-from tests.fixtures.servers import RedisServer
+from tests.fixtures.servers import RedisServer, cluster_node
 
 KEYS = Keys()
 
@@ -138,7 +138,7 @@ class TestStartupChecks:
                 await queue.close()
 
     async def test_refuses_a_node_of_a_redis_cluster(self) -> None:
-        with RedisServer(["--cluster-enabled", "yes"]) as server:
+        with RedisServer(cluster_node()) as server:
             queue = make_queue(server.url)
             try:
                 with pytest.raises(Misconfigured, match="cluster_enabled:1"):
