@@ -183,8 +183,21 @@ def any_value(value: AnyValue) -> Any:
 
 
 def key_values(pairs: Iterable[KeyValue]) -> dict[str, Any]:
-    """A key-value list as a JSON object (the last of a repeated key wins), dotted keys nested."""
-    values = {pair.key: any_value(pair.value) for pair in pairs}
+    """A key-value list as a JSON object (the last of a repeated key wins), dotted keys nested.
+
+    Every record has its attributes read here, mostly strings and numbers: those are taken
+    without a call of `any_value` each.
+    """
+    values = {}
+    for pair in pairs:
+        value = pair.value
+        kind = value.WhichOneof("value")
+        if kind in SCALARS:
+            values[pair.key] = getattr(value, kind)
+        elif kind == "double_value" and math.isfinite(number := value.double_value):
+            values[pair.key] = number
+        else:
+            values[pair.key] = any_value(value)
     if "." not in "".join(values):
         return values
     tree: dict[str, Any] = {}

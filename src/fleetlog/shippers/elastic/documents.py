@@ -5,6 +5,7 @@ The device is `host.name`, else `host` (text), else `agent.name`; the level `log
 the event time (RFC 3339, or epoch milliseconds as Elasticsearch reads a number). A dotted field
 (`"host.name": …`) and nested objects (`"host": {"name": …}`) are the same field. The fields
 taken leave the source; the rest is `log_data`, with the index as `_index` and the `_id` given.
+Mapping consumes the action's source: it becomes the record's `log_data` (no copy per log).
 """
 
 import re
@@ -24,8 +25,9 @@ EPOCH_MILLIS = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def shipped(action: Action) -> Shipped | Problem:
-    """The record of an `index` or `create` action's source, or why it cannot be one."""
-    data = dict(action.source)
+    """The record of an `index` or `create` action's source (which it takes as `log_data`), or
+    why it cannot be one."""
+    data = action.source
     device = first(data, DEVICE_FIELDS, text)
     if device is None:
         return Problem(
@@ -43,7 +45,7 @@ def shipped(action: Action) -> Shipped | Problem:
                 rule="event_time_format",
             )
     level = first(data, LEVEL_FIELDS, level_of) or LogLevel.INFO
-    message = take(data, "message", lambda value: value if isinstance(value, str) else None)
+    message = take(data, "message", string)
     data["_index"] = action.index
     if action.id is not None:
         data["_id"] = action.id
@@ -82,6 +84,10 @@ def text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def level_of(value: Any) -> LogLevel | None:
     level = normalise_level(value)
     return level if isinstance(level, LogLevel) else None
@@ -89,13 +95,17 @@ def level_of(value: Any) -> LogLevel | None:
 
 def event_time(value: Any) -> datetime | None:
     """`@timestamp` as Elasticsearch's default date format reads it; None if it cannot."""
-    if isinstance(value, str) and EPOCH_MILLIS.fullmatch(value):
+    # A date has a `-` past its first character, epoch milliseconds never: most shippers send
+    # dates, which then skip the pattern.
+    if isinstance(value, str) and "-" not in value[1:] and EPOCH_MILLIS.fullmatch(value):
         value = float(value)
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return datetime.fromtimestamp(value / 1000, UTC)
         if isinstance(value, str):
             parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is UTC:
+                return parsed
             return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except (ValueError, OverflowError, OSError):
         return None
