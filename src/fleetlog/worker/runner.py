@@ -367,8 +367,11 @@ class Worker:
                 await self.consumer.bump_cache_generation()
                 return
             except StoreUnavailable:
-                if not await self._pause(backoff.next()):
-                    return
+                pass
+            except Exception:
+                log.exception("retiring the cached answers failed; retrying")
+            if not await self._pause(backoff.next()):
+                return
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep unless stopping; False once the worker is stopping."""
