@@ -1,14 +1,16 @@
 """The embedded writer: one group, one transaction, ids in order, even when split in parts."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy.dialects import sqlite
 
 from fleetlog.errors import StoreUnavailable
 from fleetlog.records import LogRecord
 from fleetlog.store.engine import create_store_engine
 from fleetlog.store.logs import LogStore
-from fleetlog.store.sqlite_writer import SqliteWriter
+from fleetlog.store.sqlite_writer import SqliteWriter, sqlite_time
+from fleetlog.store.tables import logs
 
 
 def records(n: int, **overrides) -> list[LogRecord]:
@@ -52,3 +54,19 @@ async def test_a_group_that_fails_counts_nothing(settings, store):
     await writer.close()
     counts = await store.counts()
     assert (counts.total, counts.by_level, counts.recent_devices) == (2, {"INFO": 2}, ["d1"])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 11, 30, 19, 51, 8, 837118, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(999, 12, 31, 23, 59, 59, 999999),
+        datetime(2026, 6, 1, 12, 0, 0, 1, tzinfo=timezone(timedelta(hours=2))),
+    ],
+)
+def test_times_are_written_as_sqlalchemy_writes_them(value):
+    """The writer's rows are read back, and compared in queries, by SQLAlchemy's DateTime."""
+    dialect = sqlite.dialect()
+    written_by_sqlalchemy = logs.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+    assert sqlite_time(value) == written_by_sqlalchemy(value)
