@@ -22,6 +22,10 @@ from redis.exceptions import ResponseError
 from fleetlog.keys import Keys
 from fleetlog.queue.redis_streams import translated
 
+NO_QUEUE = (
+    "embedded fleetlog commits each request before answering it: it has no queue backlog, "
+    "consumers or dead letters (the console needs FLEETLOG_REDIS_URL and FLEETLOG_DATABASE_URL)"
+)
 RATE_WINDOW_MS = 60_000
 MIN_RATE_SPAN_MS = 1_000
 SAMPLES_KEPT = 64
