@@ -218,7 +218,9 @@ class Worker:
         )
         if removed:
             log.info("shard %d: removed idle consumers holding nothing: %s", shard, removed)
-        await self.console.sample_stored(shard)
+        # A Redis at maxmemory refuses the sample's LPUSH; the worker must go on draining it.
+        with contextlib.suppress(StoreUnavailable):
+            await self.console.sample_stored(shard)
         status = await self.console.shard(shard)
         STREAM_BACKLOG.labels(str(shard)).set(status.backlog)
         STREAM_PENDING.labels(str(shard)).set(status.pending)
