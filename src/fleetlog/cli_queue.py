@@ -97,7 +97,7 @@ def show_status(status: QueueOut) -> None:
         style="bold",
     )
     stdout.print(shards)
-    stdout.print(consumers)
+    stdout.print(consumers if consumers.row_count else "no consumers: no worker has read yet")
 
 
 def status(json_output: Json = False) -> None:
