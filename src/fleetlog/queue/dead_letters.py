@@ -4,8 +4,13 @@ A dead letter is named `<shard>-<its id in the shard's dead-letter stream>`, e.g
 `2-1764540000000-0`. Replay moves it back onto its shard's stream in one script: XADD of the
 original batch, INCRBY of the backlog, XDEL from the dead-letter stream. The worker then stores
 it as any accepted entry, exactly once (the store's ledger, `store.bulk`); a second replay of
-the same dead letter finds it gone and adds nothing. The worker dead-letters only entries it
-did not store, so a replay stores logs that are not in the store yet.
+the same dead letter finds it gone and adds nothing. Its logs get the new entry's message ids.
+
+The worker dead-letters entries it did not store: refused or undecodable ones, and ones
+delivered past the limit, each delivery of which would have been acknowledged had its rows been
+committed. Only workers that each died between a commit and its acknowledgement, that many
+times in a row, leave a stored entry dead; the ledger has forgotten its old id by the time an
+operator replays, so that entry's logs would be stored a second time.
 """
 
 import re
