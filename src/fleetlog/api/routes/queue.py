@@ -44,7 +44,12 @@ ConsoleDep = Annotated[QueueConsole, Depends(get_console)]
 DeadLettersDep = Annotated[DeadLetters, Depends(get_dead_letters)]
 DeadId = Annotated[
     str,
-    Path(max_length=64, description="`<shard>-<ms>-<seq>`, as listed", examples=["2-1-0"]),
+    Path(
+        alias="id",
+        max_length=64,
+        description="`<shard>-<ms>-<seq>`, as listed",
+        examples=["2-1-0"],
+    ),
 ]
 
 
@@ -97,7 +102,7 @@ async def list_dead_letters(
     return await dead.oldest(limit=limit)
 
 
-@router.get("/api/admin/deadletters/{dead_id}", response_model=DeadLetterShown)
+@router.get("/api/admin/deadletters/{id}", response_model=DeadLetterShown)
 async def show_dead_letter(dead_id: DeadId, dead: DeadLettersDep) -> DeadLetterShown:
     """One dead letter: why it died, its deliveries and its records."""
     return await dead.show(dead_id)
