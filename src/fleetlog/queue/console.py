@@ -29,6 +29,7 @@ NO_QUEUE = (
 RATE_WINDOW_MS = 60_000
 MIN_RATE_SPAN_MS = 1_000
 SAMPLES_KEPT = 64
+READS = 7  # commands per shard in a status read
 
 # KEYS: stored total, samples. ARGV: how many samples to keep.
 SAMPLE_STORED = """
@@ -138,38 +139,35 @@ class QueueConsole:
         self._remove_idle = client.register_script(REMOVE_IDLE)
 
     async def status(self) -> QueueOut:
-        return QueueOut.of([await self.shard(shard) for shard in range(self.shards)])
+        return QueueOut.of(await self._read(range(self.shards)))
 
     async def shard(self, shard: int) -> ShardOut:
-        """The shard's numbers, read in one round trip."""
-        stream = self.keys.stream(shard)
+        [status] = await self._read([shard])
+        return status
+
+    async def _read(self, shards: Sequence[int]) -> list[ShardOut]:
+        """The shards' numbers, read in one round trip."""
         with translated("read the queue's status"):
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.time()
-                pipe.get(self.keys.backlog(shard))
-                pipe.xpending(stream, self.keys.group)
-                pipe.xrange(stream, count=1)
-                pipe.xlen(self.keys.dead(shard))
-                pipe.get(self.keys.stored(shard))
-                pipe.lrange(self.keys.stored_samples(shard), 0, -1)
-                pipe.xinfo_consumers(stream, self.keys.group)
+                for shard in shards:
+                    stream = self.keys.stream(shard)
+                    pipe.get(self.keys.backlog(shard))
+                    pipe.xpending(stream, self.keys.group)
+                    pipe.xrange(stream, count=1)
+                    pipe.xlen(self.keys.dead(shard))
+                    pipe.get(self.keys.stored(shard))
+                    pipe.lrange(self.keys.stored_samples(shard), 0, -1)
+                    pipe.xinfo_consumers(stream, self.keys.group)
                 replies = await pipe.execute(raise_on_error=False)
-        for reply in replies:
-            if isinstance(reply, Exception) and not is_no_group(reply):
-                raise reply
-        now, backlog, pending, first, dead, stored, samples, consumers = replies
-        now_ms = now[0] * 1000 + now[1] // 1000
-        total = int(stored or 0)
-        return ShardOut(
-            shard=shard,
-            backlog=int(backlog or 0),
-            pending=0 if is_no_group(pending) else int(pending["pending"]),
-            oldest_entry_age_s=max(0, now_ms - entry_ms(first[0][0])) / 1000 if first else 0.0,
-            dead_letters=int(dead),
-            stored_total=total,
-            stored_per_s=stored_rate(samples, now_ms=now_ms, total=total),
-            consumers=[] if is_no_group(consumers) else consumers_of(consumers),
-        )
+            for reply in replies:
+                if isinstance(reply, Exception) and not is_no_group(reply):
+                    raise reply
+        now_ms = replies[0][0] * 1000 + replies[0][1] // 1000
+        return [
+            shard_of(shard, replies[1 + i * READS : 1 + (i + 1) * READS], now_ms=now_ms)
+            for i, shard in enumerate(shards)
+        ]
 
     async def sample_stored(self, shard: int) -> None:
         keys = [self.keys.stored(shard), self.keys.stored_samples(shard)]
@@ -183,6 +181,22 @@ class QueueConsole:
                 keys=[self.keys.stream(shard)], args=[self.keys.group, idle_ms, keep]
             )
         return [text(name) for name in removed]
+
+
+def shard_of(shard: int, replies: list[Any], *, now_ms: int) -> ShardOut:
+    """A shard's numbers from its READS replies, at Redis time `now_ms`."""
+    backlog, pending, first, dead, stored, samples, consumers = replies
+    total = int(stored or 0)
+    return ShardOut(
+        shard=shard,
+        backlog=int(backlog or 0),
+        pending=0 if is_no_group(pending) else int(pending["pending"]),
+        oldest_entry_age_s=max(0, now_ms - entry_ms(first[0][0])) / 1000 if first else 0.0,
+        dead_letters=int(dead),
+        stored_total=total,
+        stored_per_s=stored_rate(samples, now_ms=now_ms, total=total),
+        consumers=[] if is_no_group(consumers) else consumers_of(consumers),
+    )
 
 
 def is_no_group(reply: object) -> bool:
