@@ -21,6 +21,7 @@ from fleetlog.cli_alerts import alerts_app
 from fleetlog.cli_bench import bench
 from fleetlog.cli_client import query, tail
 from fleetlog.cli_credentials import keys_app, security_banner, users_app
+from fleetlog.cli_queue import deadletters_app, status
 from fleetlog.cli_retention import retention_app
 from fleetlog.cli_transfer import export, import_
 from fleetlog.config import Settings
@@ -38,6 +39,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 app.add_typer(retention_app, name="retention")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(deadletters_app, name="deadletters")
+app.command()(status)
 app.command()(bench)
 app.command()(query)
 app.command()(tail)

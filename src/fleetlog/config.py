@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     stream_shards: Annotated[int, Field(gt=0, le=1024)] = 4
     max_deliveries: PositiveInt = 5
     claim_idle: Duration = timedelta(seconds=30)
+    # A consumer (a worker's name in the group) idle this long and holding no entry is removed.
+    consumer_idle_removal: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(minutes=10)
     worker_batch_logs: PositiveInt = 5_000
     worker_batch_wait: Duration = timedelta(milliseconds=50)
     worker_read_count: PositiveInt = 500

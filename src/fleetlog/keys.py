@@ -10,7 +10,12 @@ counters together stay valid on a Redis Cluster. With the default namespace `fle
 | `fleetlog:{s<n>}:backlog`    | string  | logs in shard n's stream not yet stored (INCRBY on      |
 |                              |         | XADD, DECRBY on XDEL, in the same scripts)              |
 | `fleetlog:{s<n>}:dead`       | stream  | dead letters of shard n: `id`, `error`, `deliveries`,   |
-|                              |         | `n`, `b` (the original entry); never trimmed            |
+|                              |         | `reason`, `n`, `b` (the original entry); left only by   |
+|                              |         | replay or purge (queue/dead_letters.py)                 |
+| `fleetlog:{s<n>}:stored`     | string  | logs acknowledged as stored from shard n, ever (INCRBY  |
+|                              |         | in the acknowledging script)                            |
+| `fleetlog:{s<n>}:stored:at`  | list    | samples `<ms> <stored>` of that total, newest first,    |
+|                              |         | pushed by the workers' reclaim ticks; capped            |
 | `fleetlog:{d:<dev>}:ver`     | string  | the device's version: INCR after its logs were committed|
 |                              |         | (see `cache.py`)                                        |
 | `fleetlog:{day:<date>}:ver`  | string  | the version of an event day (YYYY-MM-DD, UTC): INCR     |
@@ -59,6 +64,12 @@ class Keys:
 
     def dead(self, shard: int) -> str:
         return f"{self.namespace}:{{s{shard}}}:dead"
+
+    def stored(self, shard: int) -> str:
+        return f"{self.namespace}:{{s{shard}}}:stored"
+
+    def stored_samples(self, shard: int) -> str:
+        return f"{self.namespace}:{{s{shard}}}:stored:at"
 
     def cache_version(self, device_id: str) -> str:
         return f"{self.namespace}:{{d:{device_id}}}:ver"

@@ -104,6 +104,18 @@ STREAM_PENDING = Gauge(
     ["shard"],
     multiprocess_mode="mostrecent",
 )
+STREAM_OLDEST_AGE = Gauge(
+    "fleetlog_stream_oldest_entry_age_seconds",
+    "Age of a shard's oldest entry not yet acknowledged (pending or undelivered); 0 when none.",
+    ["shard"],
+    multiprocess_mode="mostrecent",
+)
+DEAD_LETTER_ENTRIES = Gauge(
+    "fleetlog_dead_letter_entries",
+    "Entries in a shard's dead-letter stream, waiting to be replayed or purged.",
+    ["shard"],
+    multiprocess_mode="mostrecent",
+)
 WORKER_BATCH_LOGS = Histogram(
     "fleetlog_worker_batch_logs",
     "Logs per batch the worker gathered from a shard.",

@@ -27,6 +27,7 @@ from fleetlog.api.routes import (
     loki,
     otlp,
     query,
+    queue,
     retention,
     search,
     system,
@@ -121,6 +122,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     app.include_router(retention.router)
     app.include_router(export.router)
+    app.include_router(queue.router)
     install_openapi(app, [LogIn, LogBatchIn, LokiPush])
     return app
 

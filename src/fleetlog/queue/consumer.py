@@ -16,7 +16,8 @@ from redis.exceptions import ResponseError
 from fleetlog.keys import Keys
 from fleetlog.queue.redis_streams import ensure_group, translated
 
-# KEYS: stream, backlog. ARGV: group, then (entry id, logs) pairs. Returns the logs freed.
+# KEYS: stream, backlog, stored total. ARGV: group, then (entry id, logs) pairs. Returns the
+# logs freed, which are added to the shard's stored total (see `queue.console`).
 ACKNOWLEDGE = """
 local freed = 0
 for i = 2, #ARGV, 2 do
@@ -27,11 +28,12 @@ for i = 2, #ARGV, 2 do
 end
 if freed > 0 then
   redis.call('DECRBY', KEYS[2], freed)
+  redis.call('INCRBY', KEYS[3], freed)
 end
 return freed
 """
 
-# KEYS: stream, backlog, dead. ARGV: group, entry id, logs, payload, error, deliveries.
+# KEYS: stream, backlog, dead. ARGV: group, entry id, logs, payload, error, deliveries, reason.
 # Returns 0 when the entry is gone already (another worker stored it).
 DEAD_LETTER = """
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
@@ -39,7 +41,7 @@ if redis.call('XDEL', KEYS[1], ARGV[2]) == 0 then
   return 0
 end
 redis.call('XADD', KEYS[3], '*', 'id', ARGV[2], 'error', ARGV[5], 'deliveries', ARGV[6],
-  'n', ARGV[3], 'b', ARGV[4])
+  'reason', ARGV[7], 'n', ARGV[3], 'b', ARGV[4])
 redis.call('DECRBY', KEYS[2], ARGV[3])
 return 1
 """
@@ -157,11 +159,11 @@ class StreamConsumer:
         args: list[str | int] = [self.keys.group]
         for entry in entries:
             args += [entry.id, entry.logs]
-        keys = [self.keys.stream(shard), self.keys.backlog(shard)]
+        keys = [self.keys.stream(shard), self.keys.backlog(shard), self.keys.stored(shard)]
         with translated("acknowledge entries"):
             return int(await self._acknowledge(keys=keys, args=args))
 
-    async def dead_letter(self, entry: StreamEntry, error: str) -> bool:
+    async def dead_letter(self, entry: StreamEntry, error: str, *, reason: str) -> bool:
         """Move the entry to its shard's dead-letter stream; False if it was stored meanwhile."""
         keys = [
             self.keys.stream(entry.shard),
@@ -175,18 +177,10 @@ class StreamConsumer:
             entry.payload,
             error,
             entry.deliveries,
+            reason,
         ]
         with translated("dead-letter an entry"):
             return bool(await self._dead_letter(keys=keys, args=args))
-
-    async def status(self, shard: int) -> tuple[int, int]:
-        """The shard's backlog (logs not yet stored) and pending entries (read, not acked)."""
-        with translated("read the shard's status"):
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.get(self.keys.backlog(shard))
-                pipe.xpending(self.keys.stream(shard), self.keys.group)
-                backlog, pending = await pipe.execute()
-        return int(backlog or 0), int(pending["pending"])
 
     async def first_deliverable(self, shard: int) -> tuple[int, int]:
         """The id (ms, seq) below which no entry of the shard can be delivered again: its first

@@ -30,14 +30,17 @@ from fleetlog.config import Settings
 from fleetlog.errors import Misconfigured, RejectedBatch, StoreUnavailable
 from fleetlog.keys import Keys
 from fleetlog.metrics import (
+    DEAD_LETTER_ENTRIES,
     DEAD_LETTERS,
     LOGS_DUPLICATE,
     LOGS_STORED,
     STREAM_BACKLOG,
+    STREAM_OLDEST_AGE,
     STREAM_PENDING,
     WORKER_BATCH_LOGS,
     WORKER_RETRIES,
 )
+from fleetlog.queue.console import QueueConsole
 from fleetlog.queue.consumer import StreamConsumer, StreamEntry
 from fleetlog.queue.redis_streams import check_config, translated
 from fleetlog.records import UndecodableRecords, check_wire_header, decode_records
@@ -140,6 +143,10 @@ class Worker:
         )
         self.backoff_limit = settings.worker_backoff_max.total_seconds()
         self.claim_idle_ms = max(1, int(settings.claim_idle.total_seconds() * 1000))
+        self.idle_removal_ms = int(settings.consumer_idle_removal.total_seconds() * 1000)
+        self.console = QueueConsole(
+            consumer.client, keys=consumer.keys, shards=settings.stream_shards
+        )
         self._stopping = asyncio.Event()
         # Devices and days whose cache versions a failed hook left unbumped (see `_finish`).
         self._unbumped = Stored()
@@ -187,22 +194,38 @@ class Worker:
 
     async def reclaim(self, shard: int) -> None:
         """Process entries pending too long (their worker died, or their batch was refused);
-        then let the store's ledger forget the entries that left the stream."""
+        then look after the shard (`observe`) and let the store's ledger forget the entries
+        that left the stream."""
         entries = await self.consumer.reclaim(
             shard, min_idle_ms=self.claim_idle_ms, count=self.settings.worker_read_count
         )
         if entries:
             log.info("shard %d: reclaimed %d pending entries", shard, len(entries))
             await self.process(shard, entries)
-        backlog, pending = await self.consumer.status(shard)
-        STREAM_BACKLOG.labels(str(shard)).set(backlog)
-        STREAM_PENDING.labels(str(shard)).set(pending)
+        await self.observe(shard)
         first = await self.consumer.first_deliverable(shard)
         # Kept LEDGER_KEEP after storing: a worker may still be inside a commit of an entry
         # another worker stored and acknowledged (before each retry, _store drops such
         # entries); no single commit lasts that long.
         with contextlib.suppress(StoreUnavailable):  # PostgreSQL down: forgotten next round
             await self.writer.forget(shard, first, stored_before=LEDGER_KEEP)
+
+    async def observe(self, shard: int) -> None:
+        """Remove the consumers of dead workers that hold nothing, sample the stored total
+        (for logs stored/s, see `queue.console`) and set the shard's gauges."""
+        removed = await self.console.remove_idle_consumers(
+            shard, idle_ms=self.idle_removal_ms, keep=self.consumer.name
+        )
+        if removed:
+            log.info("shard %d: removed idle consumers holding nothing: %s", shard, removed)
+        # A Redis at maxmemory refuses the sample's LPUSH; the worker must go on draining it.
+        with contextlib.suppress(StoreUnavailable):
+            await self.console.sample_stored(shard)
+        status = await self.console.shard(shard)
+        STREAM_BACKLOG.labels(str(shard)).set(status.backlog)
+        STREAM_PENDING.labels(str(shard)).set(status.pending)
+        STREAM_OLDEST_AGE.labels(str(shard)).set(status.oldest_entry_age_s)
+        DEAD_LETTER_ENTRIES.labels(str(shard)).set(status.dead_letters)
 
     async def process(self, shard: int, entries: Sequence[StreamEntry]) -> None:
         """Store one batch of entries and acknowledge what was stored."""
@@ -331,7 +354,7 @@ class Worker:
                     return
 
     async def _dead_letter(self, entry: StreamEntry, error: str, *, reason: str) -> None:
-        if await self.consumer.dead_letter(entry, error):
+        if await self.consumer.dead_letter(entry, error, reason=reason):
             DEAD_LETTERS.labels(str(entry.shard), reason).inc()
             log.error(
                 "shard %d: entry %s dead-lettered (%s): %s", entry.shard, entry.id, reason, error
