@@ -2,7 +2,6 @@
 PostgreSQL): every panel of the shipped dashboard finds series, every metric the alerts use
 is scraped, and no label carries a device id or a raw path."""
 
-import json
 import re
 import time
 import uuid
@@ -18,9 +17,9 @@ from tests.fixtures.pipeline import pipeline_settings, settings_env, worker_proc
 from tests.fixtures.process import running_server
 from tests.fixtures.records import make_batch, make_log
 from tests.fixtures.servers import PostgresServer, RedisServer, fresh_database
+from tests.monitoring.dashboard import dashboard, panels
 from tests.monitoring.prometheus import DEPLOY, Prometheus, running_prometheus, settled
 
-DASHBOARD = DEPLOY / "grafana" / "dashboards" / "fleetlog.json"
 SCRAPE_TIMEOUT_S = 20.0
 # What Grafana puts for the dashboard's variables: every shard, and a window that holds a few
 # of the test's 1 s scrapes.
@@ -104,14 +103,6 @@ def scraped(
             yield Scraped(prometheus, devices, token)
 
 
-def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for panel in dashboard["panels"]:
-        if panel["type"] == "row":
-            yield from panel["panels"]
-        else:
-            yield panel
-
-
 def substituted(expr: str) -> str:
     for variable, value in VARIABLES.items():
         expr = expr.replace(variable, value)
@@ -120,10 +111,9 @@ def substituted(expr: str) -> str:
 
 
 def targets_without_series(prometheus: Prometheus) -> list[str]:
-    dashboard = json.loads(DASHBOARD.read_text())
     return [
         f"{panel['title']} [{target['refId']}]: {target['expr']}"
-        for panel in panels(dashboard)
+        for panel in panels(dashboard())
         for target in panel["targets"]
         if not prometheus.query(substituted(target["expr"]))
     ]
