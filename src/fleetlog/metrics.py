@@ -211,3 +211,21 @@ ALERT_EVALUATIONS = Counter(
     "Rounds of alert evaluation, by outcome (done, stale_fence, failed).",
     ["outcome"],
 )
+
+DEPENDENCY_UP = Gauge(
+    "fleetlog_dependency_up",
+    "1 when the part answered this API process's last probe, else 0, by dependency (redis, "
+    "postgres; embedded: sqlite, queue).",
+    ["dependency"],
+    multiprocess_mode="mostrecent",
+)
+DATA_DIR_FREE_BYTES = Gauge(
+    "fleetlog_data_dir_free_bytes",
+    "Bytes free to fleetlog on the disk of its data dir (the embedded store's).",
+    multiprocess_mode="mostrecent",
+)
+DATA_DIR_SIZE_BYTES = Gauge(
+    "fleetlog_data_dir_size_bytes",
+    "Size in bytes of the disk of fleetlog's data dir.",
+    multiprocess_mode="mostrecent",
+)

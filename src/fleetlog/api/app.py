@@ -14,6 +14,7 @@ from fleetlog.api.idempotency import IdempotentIngest
 from fleetlog.api.limits import BodyBudget, RequestLimits
 from fleetlog.api.middleware import MetricsMiddleware
 from fleetlog.api.openapi import install_openapi
+from fleetlog.api.probes import probing
 from fleetlog.api.routes import (
     admin,
     alerts,
@@ -51,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
             open_gatekeeper(settings, secret=secret) as gatekeeper,
             open_listeners(settings, services.ingest) as listeners,
             open_alerting(settings) as alerting,
+            probing(services),
         ):
             app.state.services = services
             app.state.gatekeeper = gatekeeper
