@@ -154,7 +154,7 @@ def stop_group(children: list[Child], bound: float) -> list[int]:
 def answers_ready(url: str) -> bool:
     try:
         with urlopen(url, timeout=1.0) as answer:
-            return answer.status == 200
+            return int(answer.status) == 200
     except OSError:
         return False
 
