@@ -65,3 +65,12 @@ class Child:
             log.error("%s did not stop within %.0f s; killing it", self.name, timeout)
             self.proc.kill()
             return self.proc.wait()
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """After `signal`: whether it ended cleanly, by exiting 0 or (when the signal came
+        before it had set its handlers, while starting) by the signal itself."""
+        code = self.wait(timeout)
+        if code not in (0, -self.stop_signal):
+            log.error("%s stopped with exit code %d", self.name, code)
+            return False
+        return True

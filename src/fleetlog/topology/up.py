@@ -136,19 +136,20 @@ class Topology:
 
     def stop(self) -> int:
         """Stop in order, each group within its bound; 0 when every process ended cleanly."""
-        codes = [
+        clean = [
             *stop_group([self.nginx], NGINX_STOP_S),
             *stop_group(self.apis, API_STOP_S),
             *stop_group(self.workers, WORKER_STOP_S),
         ]
-        return 0 if all(code == 0 for code in codes) else 1
+        return 0 if all(clean) else 1
 
 
-def stop_group(children: list[Child], bound: float) -> list[int]:
+def stop_group(children: list[Child], bound: float) -> list[bool]:
+    """Signal them all, then wait for each: whether each ended cleanly."""
     started = [child for child in children if child.proc is not None]
     for child in started:
         child.signal()
-    return [child.wait(timeout=bound) for child in started]
+    return [child.wait_stopped(timeout=bound) for child in started]
 
 
 def answers_ready(url: str) -> bool:
