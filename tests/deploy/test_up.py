@@ -4,6 +4,8 @@ by `fleetlog up`); every acknowledged log is stored exactly once."""
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -124,3 +126,12 @@ async def test_a_worker_killed_under_load_and_restarted_loses_and_repeats_nothin
 
 async def restarted(up: Up, name: str) -> bool:
     return up.restarts(name) == 1
+
+
+def test_up_needs_redis_and_postgresql() -> None:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("FLEETLOG_")}
+    refused = subprocess.run(
+        [sys.executable, "-m", "fleetlog", "up"], env=env, capture_output=True, text=True
+    )
+    assert refused.returncode == 2
+    assert "needs FLEETLOG_REDIS_URL and FLEETLOG_DATABASE_URL" in refused.stderr
