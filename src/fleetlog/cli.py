@@ -24,6 +24,7 @@ from fleetlog.cli_credentials import keys_app, security_banner, users_app
 from fleetlog.cli_queue import deadletters_app, status
 from fleetlog.cli_retention import retention_app
 from fleetlog.cli_transfer import export, import_
+from fleetlog.cli_up import up
 from fleetlog.config import Settings
 from fleetlog.logconfig import configure_logging
 from fleetlog.store.engine import create_store_engine
@@ -46,6 +47,7 @@ app.command()(query)
 app.command()(tail)
 app.command()(export)
 app.command(name="import")(import_)
+app.command()(up)
 console = Console(stderr=True)
 log = logging.getLogger(__name__)
 
