@@ -17,9 +17,11 @@ def test_every_query_uses_the_provisioned_data_source() -> None:
         assert all(target["datasource"]["uid"] == uid for target in panel["targets"])
 
 
-def test_the_provider_loads_the_dashboards_directory() -> None:
+def test_the_provider_loads_the_directory_compose_mounts_the_dashboards_on() -> None:
     provider = (GRAFANA / "provisioning" / "dashboards" / "fleetlog.yml").read_text()
-    assert "path: /var/lib/grafana/dashboards" in provider
+    (path,) = re.findall(r"^\s+path: (\S+)$", provider, flags=re.MULTILINE)
+    compose = (DEPLOY.parent / "docker-compose.yml").read_text()
+    assert f"./deploy/grafana/dashboards:{path}:ro" in compose
 
 
 def test_panels_have_unique_ids_and_fit_the_grid() -> None:
