@@ -99,7 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings.max_inflight_body_bytes, retry_after=settings.retry_after.total_seconds()
         ),
     )
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(MetricsMiddleware, access_log=settings.access_log)
     # `counts` first: /api/logs/{device_id} of `query` would take /api/logs/count. `elastic`
     # last: its paths start with `_` or end with `/_bulk`, so it takes no other route's.
     shippers = (loki, otlp, gelf)
