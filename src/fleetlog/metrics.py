@@ -199,3 +199,9 @@ ALERT_EVALUATIONS = Counter(
     "Rounds of alert evaluation, by outcome (done, stale_fence, failed).",
     ["outcome"],
 )
+CLIENT_DISCONNECTS = Counter(
+    "fleetlog_client_disconnects_total",
+    "Requests whose client closed the connection before sending the whole body (answered "
+    "400 to no one, nothing stored), by route template.",
+    ["route"],
+)
