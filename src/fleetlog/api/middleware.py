@@ -39,6 +39,7 @@ def note_accepted(request: Request, logs: int) -> None:
 
 def request_id(scope: Scope) -> bytes:
     """The client's X-Request-ID if it is sane, else a fresh one."""
+    value: bytes
     for name, value in scope["headers"]:
         if name == REQUEST_ID:
             if SANE_REQUEST_ID.fullmatch(value):
