@@ -6,6 +6,7 @@ import logging
 import pytest
 
 from fleetlog.auth.principals import Scope
+from fleetlog.ingest import Ingest
 from fleetlog.logconfig import JsonFormatter
 from tests.fixtures.app import client_of, running_app
 from tests.fixtures.auth import add_key, secure_settings
@@ -83,3 +84,19 @@ async def test_off_it_writes_nothing_and_echoes_no_id(settings, access_lines):
     assert answer.status_code == 200
     assert "x-request-id" not in answer.headers
     assert access_lines() == []
+
+
+async def test_an_unhandled_error_names_the_request_the_access_log_names(
+    app, access_lines, caplog, monkeypatch
+):
+    async def explode(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Ingest, "accept", explode)
+    async with client_of(app, raise_app_exceptions=False) as client:
+        answer = await client.post("/api/log", json=make_log())
+    assert answer.status_code == 500
+    (error,) = [record for record in caplog.records if record.levelno == logging.ERROR]
+    (line,) = access_lines()
+    assert line["status"] == 500
+    assert error.fields == {"request_id": line["request_id"]}

@@ -16,6 +16,7 @@ from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fleetlog.api.errors import REQUEST_ID_KEY
 from fleetlog.api.security import ADMITTED
 from fleetlog.auth.principals import Principal
 from fleetlog.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -80,7 +81,7 @@ class MetricsMiddleware:
     async def logged(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The request, counted and written to the access log with its id echoed back."""
         started = time.perf_counter()
-        rid = request_id(scope)
+        rid = scope[REQUEST_ID_KEY] = request_id(scope)
         status = 500
         bytes_in = bytes_out = 0
 
