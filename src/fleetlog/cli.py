@@ -26,7 +26,7 @@ from fleetlog.cli_retention import retention_app
 from fleetlog.cli_transfer import export, import_
 from fleetlog.cli_up import up
 from fleetlog.config import Settings
-from fleetlog.logconfig import configure_logging
+from fleetlog.logconfig import configure_logging, logging_config
 from fleetlog.store.engine import create_store_engine
 from fleetlog.store.migrate import migrate as migrate_store
 from fleetlog.worker.runner import run_worker
@@ -147,7 +147,8 @@ def serve(
         # X-Forwarded-For and -Proto count only from the proxies named; by default from none.
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies,
-        log_config=None,
+        # Applied again in each server process uvicorn starts; its access log is fleetlog's.
+        log_config=logging_config(settings.log_format, settings.log_level),
         access_log=False,
         timeout_graceful_shutdown=10,
     )

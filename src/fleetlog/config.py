@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # OpenTelemetry tracing through FastAPI's native support (exporters from OTEL_* variables).
     otel_tracing: bool = False
+    # Where spans go (an OTLP/HTTP base URL); set, or OTEL_EXPORTER_OTLP_*ENDPOINT set, traces.
+    otel_endpoint: str | None = None
+    # One line per request (api/middleware.py).
+    access_log: bool = True
 
     max_body_bytes: PositiveInt = 8 * 1024 * 1024
     # The request bodies one process may hold while reading them, all together.

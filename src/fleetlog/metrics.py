@@ -229,3 +229,9 @@ DATA_DIR_SIZE_BYTES = Gauge(
     "Size in bytes of the disk of fleetlog's data dir.",
     multiprocess_mode="mostrecent",
 )
+CLIENT_DISCONNECTS = Counter(
+    "fleetlog_client_disconnects_total",
+    "Requests whose client closed the connection before sending the whole body (answered "
+    "400 to no one, nothing stored), by route template.",
+    ["route"],
+)

@@ -93,6 +93,7 @@ def seen(answer: httpx.Response) -> tuple[int, dict[str, str], Any]:
     """What a client sees; of an accepted batch, the fields (its ids and time are new each time)."""
     body = answer.json() if answer.content else None
     headers = dict(answer.headers)
+    headers.pop("x-request-id", None)  # new for each request
     if answer.status_code == 200:
         body = sorted(body)
         headers.pop("content-length")

@@ -41,28 +41,31 @@ from fleetlog.config import Settings
 from fleetlog.listeners import open_listeners
 from fleetlog.records import LogBatchIn, LogIn
 from fleetlog.shippers.loki_wire import LokiPush
+from fleetlog.tracing import exporting_spans, tracing_on
 
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         secret = jwt_secret(settings)
-        async with (
-            open_services(settings, secret=secret) as services,
-            open_gatekeeper(settings, secret=secret) as gatekeeper,
-            open_listeners(settings, services.ingest) as listeners,
-            open_alerting(settings) as alerting,
-            probing(services),
-        ):
-            app.state.services = services
-            app.state.gatekeeper = gatekeeper
-            app.state.listeners = listeners
-            app.state.alerting = alerting
-            # What is alive now lives as long as the process: out of the collector's sight, the
-            # ~100k objects of the app are not scanned again by every full collection, which a
-            # 1,000-log batch's objects set off often (it halves the cost of validating one).
-            gc.freeze()
-            yield
+        with exporting_spans(settings, service="fleetlog-api"):
+            async with (
+                open_services(settings, secret=secret) as services,
+                open_gatekeeper(settings, secret=secret) as gatekeeper,
+                open_listeners(settings, services.ingest) as listeners,
+                open_alerting(settings) as alerting,
+                probing(services),
+            ):
+                app.state.services = services
+                app.state.gatekeeper = gatekeeper
+                app.state.listeners = listeners
+                app.state.alerting = alerting
+                # What is alive now lives as long as the process: out of the collector's
+                # sight, the ~100k objects of the app are not scanned again by every full
+                # collection, which a 1,000-log batch's objects set off often (it halves the
+                # cost of validating one).
+                gc.freeze()
+                yield
 
     app = FastAPI(
         title="fleetlog",
@@ -77,7 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
         redirect_slashes=False,
         # Off unless asked for: even unconfigured, it asks OpenTelemetry for providers on
         # every request.
-        telemetry={"tracing": settings.otel_tracing, "metrics": False, "logs": False},
+        telemetry={"tracing": tracing_on(settings), "metrics": False, "logs": False},
         responses=documented(
             {
                 400: "The body cannot be parsed",
@@ -87,7 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
         ),
     )
     add_exception_handlers(app)
-    if not settings.otel_tracing:
+    if not tracing_on(settings):
         # Added first, so innermost: the limits and metrics below wrap it as they wrap every
         # route. Traces learn a request's route from FastAPI's router, so with tracing on
         # the router serves ingest too.
@@ -102,7 +105,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings.max_inflight_body_bytes, retry_after=settings.retry_after.total_seconds()
         ),
     )
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(MetricsMiddleware, access_log=settings.access_log)
     # `counts` first: /api/logs/{device_id} of `query` would take /api/logs/count. `elastic`
     # last: its paths start with `_` or end with `/_bulk`, so it takes no other route's.
     shippers = (loki, otlp, gelf)

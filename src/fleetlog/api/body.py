@@ -10,6 +10,7 @@ from fleetlog.api.errors import invalid_payload
 from fleetlog.api.security import ADMITTED
 from fleetlog.errors import IncompleteBody, MalformedBody, PayloadTooLarge, UnsupportedMediaType
 from fleetlog.idempotency.attempt import CURRENT
+from fleetlog.metrics import CLIENT_DISCONNECTS
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -48,6 +49,9 @@ async def read_capped(request: Request, limit: int) -> bytes | bytearray:
                     body = bytearray(body)
                 body += chunk
     except ClientDisconnect:
+        # Shippers and load generators do this when they stop: counted, not an error of ours.
+        route = getattr(request.scope.get("route"), "path_format", "unmatched")
+        CLIENT_DISCONNECTS.labels(route).inc()
         raise IncompleteBody(
             "the connection closed before the body ended; nothing of it was stored",
             detail=[{"field": "body", "rule": "complete"}],

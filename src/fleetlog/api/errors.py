@@ -18,6 +18,9 @@ from fleetlog.records import int64_error
 
 log = logging.getLogger(__name__)
 
+# Where the metrics middleware keeps the request's id (api/middleware.py).
+REQUEST_ID_KEY = "fleetlog.request_id"
+
 # The paths that take logs: the reference API's, and the shippers' protocols' (docs/protocols.md),
 # among them Elasticsearch's `/{index}/_bulk`.
 INGEST_PATHS = frozenset(
@@ -176,7 +179,17 @@ async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    # The access log's id of the request, so its line and this one are found together.
+    found: bytes | None = request.scope.get(REQUEST_ID_KEY)
+    request_id = None if found is None else found.decode()
+    log.error(
+        "unhandled error on %s %s (request %s)",
+        request.method,
+        request.url.path,
+        request_id,
+        exc_info=exc,
+        extra={"fields": {"request_id": request_id}},
+    )
     return error_response(500, "internal_error", "fleetlog failed to answer this request")
 
 

@@ -71,9 +71,12 @@ def require(scope: Scope | None) -> Callable[..., Awaitable[Principal]]:
 
     async def admitted(request: Request, token: BearerToken, key: ApiKeyHeader) -> Principal:
         gatekeeper = get_gatekeeper(request)
-        return admitted_before(request, scope) or await gatekeeper.admit(
+        principal = admitted_before(request, scope) or await gatekeeper.admit(
             token or key, scope, client_address(request)
         )
+        # The access log names who asked (api/middleware.py).
+        request.scope[ADMITTED] = principal
+        return principal
 
     return admitted
 

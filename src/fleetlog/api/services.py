@@ -33,6 +33,7 @@ from fleetlog.tail.events import Source
 from fleetlog.tail.hub import TailHub
 from fleetlog.tail.store import StoreSource
 from fleetlog.tail.streams import StreamSource
+from fleetlog.tracing import tracing_on
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,7 @@ def choose_queue(settings: Settings, redis: Redis | None) -> Queue:
         retry_after=retry_after,
         memory_high_water=settings.redis_memory_high_water,
         idempotency_ttl=settings.idempotency_ttl,
+        traced=tracing_on(settings),
     )
 
 

@@ -56,6 +56,8 @@ class StreamEntry:
     logs: int
     payload: bytes
     deliveries: int
+    # The `traceparent` of the request that queued it; empty when tracing was off (tracing.py).
+    trace: bytes = b""
 
 
 def parse_entry(
@@ -68,6 +70,7 @@ def parse_entry(
         logs=int(count) if count.isdigit() else 0,
         payload=fields.get(b"b", b""),
         deliveries=deliveries,
+        trace=fields.get(b"t", b""),
     )
 
 

@@ -16,6 +16,7 @@ The stream is never trimmed: entries leave it only once the worker stored them (
 import asyncio
 import itertools
 import logging
+import string
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from fleetlog.keys import Keys
 from fleetlog.metrics import STREAM_BACKLOG
 from fleetlog.queue.probes import Cached, failed_recently
 from fleetlog.records import MAX_BATCH, LogRecord, encode_records
+from fleetlog.tracing import traceparent
 
 log = logging.getLogger(__name__)
 
@@ -41,36 +43,40 @@ GROUP_BYTES = 4 * 1024 * 1024
 
 # KEYS: stream, backlog, then the Idempotency-Keys to mark. ARGV: limit, the number of entries,
 # (logs, payload) per entry, then per mark: its entry, its key's index in KEYS, the claim's token,
-# fingerprint, receive time (epoch µs), TTL (ms) and message id prefix. Returns per entry its id,
-# or nil when the backlog had no room for it. A key is marked queued with its entry's XADD, in
-# one atomic call: applied together or not at all (idempotency/answers.py).
-ENQUEUE = """
+# fingerprint, receive time (epoch µs), TTL (ms) and message id prefix. Traced, each entry
+# has a third argument, its request's `traceparent`, XADDed as field `t` (tracing.py).
+# Returns per entry its id, or nil when the backlog had no room for it. A key is marked queued
+# with its entry's XADD, in one atomic call: applied together or not at all
+# (idempotency/answers.py).
+ENQUEUE = string.Template("""
 local limit = tonumber(ARGV[1])
 local entries = tonumber(ARGV[2])
 local backlog = tonumber(redis.call('GET', KEYS[2]) or '0')
 local ids = {}
-for i = 3, 2 + 2 * entries, 2 do
+for i = 3, 2 + $step * entries, $step do
   local logs = tonumber(ARGV[i])
   if backlog + logs > limit then
     ids[#ids + 1] = false
   else
-    ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'n', ARGV[i], 'b', ARGV[i + 1])
+    ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'n', ARGV[i], 'b', ARGV[i + 1]$trace)
     backlog = redis.call('INCRBY', KEYS[2], logs)
   end
 end
-for m = 3 + 2 * entries, #ARGV, 7 do
+for m = 3 + $step * entries, #ARGV, 7 do
   local entry = tonumber(ARGV[m])
   local key = KEYS[tonumber(ARGV[m + 1])]
   if ids[entry] and (redis.call('HGET', key, 't') == ARGV[m + 2]
       or redis.call('EXISTS', key) == 0) then
     redis.call('DEL', key)
     redis.call('HSET', key, 'f', ARGV[m + 3], 'r', ARGV[m + 4],
-      'p', ARGV[m + 6] .. ids[entry] .. '-', 'i', 0, 'n', ARGV[1 + 2 * entry])
+      'p', ARGV[m + 6] .. ids[entry] .. '-', 'i', 0, 'n', ARGV[3 + $step * (entry - 1)])
     redis.call('PEXPIRE', key, ARGV[m + 5])
   end
 end
 return ids
-"""
+""")
+PLAIN = ENQUEUE.substitute(step=2, trace="")
+TRACED = ENQUEUE.substitute(step=3, trace=", 't', ARGV[i + 2]")
 
 
 @dataclass(slots=True)
@@ -80,6 +86,7 @@ class Pending:
     logs: int
     payload: bytes
     mark: Mark | None = None
+    trace: bytes = b""
     entry_id: asyncio.Future[bytes | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -165,6 +172,7 @@ class RedisStreamQueue:
         retry_after: what a refused client is told to wait, in seconds.
         memory_high_water: the share of Redis maxmemory past which `writable` says no.
         idempotency_ttl: how long a request's Idempotency-Key is remembered once queued.
+        traced: whether each entry carries its request's trace context.
     """
 
     def __init__(
@@ -177,6 +185,7 @@ class RedisStreamQueue:
         retry_after: float,
         memory_high_water: float = 1.0,
         idempotency_ttl: timedelta = timedelta(days=1),
+        traced: bool = False,
     ) -> None:
         self.client = client
         self.idempotency_ms = max(1, int(idempotency_ttl.total_seconds() * 1000))
@@ -198,7 +207,8 @@ class RedisStreamQueue:
         self.enqueue_failed_at: float | None = None
         self._memory_headroom = Cached(self._read_memory_headroom)
         self._turns = itertools.cycle(range(shards))
-        self._enqueue = client.register_script(ENQUEUE)
+        self.traced = traced
+        self._enqueue = client.register_script(TRACED if traced else PLAIN)
         self._waiting: list[list[Pending]] = [[] for _ in range(shards)]
         self._senders: dict[int, asyncio.Task[None]] = {}
 
@@ -214,6 +224,8 @@ class RedisStreamQueue:
         # A keyed request goes to its key's shard, whose script marks the key with the XADD.
         shard = next(self._turns) if mark is None else shard_of(mark.name, self.shards)
         pending = Pending(len(records), encode_records(records), mark)
+        if self.traced:
+            pending.trace = traceparent()
         self._waiting[shard].append(pending)
         if shard not in self._senders:
             self._senders[shard] = asyncio.create_task(self._send(shard))
@@ -239,6 +251,8 @@ class RedisStreamQueue:
         args: list[int | bytes | str] = [self.shard_limit, len(group)]
         for pending in group:
             args += [pending.logs, pending.payload]
+            if self.traced:
+                args.append(pending.trace)
         keys = [self.keys.stream(shard), self.keys.backlog(shard)]
         for entry, pending in enumerate(group, start=1):
             if pending.mark is not None:

@@ -48,6 +48,7 @@ from fleetlog.redis_client import connect
 from fleetlog.retention.service import Retention
 from fleetlog.store.bulk import COMMAND_TIMEOUT_S, BulkWriter, Packed
 from fleetlog.store.engine import create_store_engine
+from fleetlog.tracing import batch_span, exporting_spans
 from fleetlog.worker.batcher import Batcher
 
 log = logging.getLogger(__name__)
@@ -231,11 +232,12 @@ class Worker:
         """Store one batch of entries and acknowledge what was stored."""
         started = time.perf_counter()
         WORKER_BATCH_LOGS.observe(sum(entry.logs for entry in entries))
-        unique = {(entry.shard, entry.id): entry for entry in entries}.values()
-        batch = [entry for entry in unique if await self._admit(entry)]
-        stored = await self._store(batch)
-        if stored.entries:
-            await self._finish(shard, stored)
+        with batch_span(shard, [entry.trace for entry in entries]):
+            unique = {(entry.shard, entry.id): entry for entry in entries}.values()
+            batch = [entry for entry in unique if await self._admit(entry)]
+            stored = await self._store(batch)
+            if stored.entries:
+                await self._finish(shard, stored)
         log.info(
             "shard %d: %d entries, %d of %d logs stored in %.0f ms",
             shard,
@@ -447,7 +449,8 @@ async def run_worker(settings: Settings) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, worker.stop)
         log.info("worker %s serving %d shards", consumer.name, settings.stream_shards)
-        await worker.run()
+        with exporting_spans(settings, service="fleetlog-worker"):
+            await worker.run()
         log.info("worker %s stopped", consumer.name)
     finally:
         await store.dispose()

@@ -19,13 +19,14 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from fleetlog.api.body import read_decoded
 from fleetlog.api.deps import get_services
+from fleetlog.api.middleware import note_accepted
 from fleetlog.api.security import admit
 from fleetlog.api.services import Services
 from fleetlog.auth.principals import Principal, Scope
 from fleetlog.config import Settings
 from fleetlog.shippers.elastic import handshake
 from fleetlog.shippers.elastic.bulk import BulkWrite
-from fleetlog.shippers.elastic.items import bulk_answer
+from fleetlog.shippers.elastic.items import CREATED, bulk_answer
 from fleetlog.shippers.elastic.ndjson import MalformedBulk, parse_bulk
 
 BULK_TYPES = frozenset(
@@ -86,6 +87,7 @@ async def bulk(request: Request) -> Response:
         actions, ingest=services.ingest, registry=services.idempotency, principal=principal
     )
     outcomes = await write.write()
+    note_accepted(request, sum(outcome is CREATED for outcome in outcomes))
     took_ms = round((time.monotonic() - started) * 1000)
     return answer(request, bulk_answer(actions, write.ids, outcomes, took_ms=took_ms))
 

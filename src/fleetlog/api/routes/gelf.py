@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 
 from fleetlog.api.body import read_decoded
 from fleetlog.api.deps import get_services
+from fleetlog.api.middleware import note_accepted
 from fleetlog.api.routes.ingest import RESPONSES, SECURITY
 from fleetlog.api.security import admit
 from fleetlog.auth.principals import Scope
@@ -82,6 +83,7 @@ async def ingest_gelf(request: Request) -> Response:
     limit = services.settings.max_body_bytes
     message = parse_gelf(inflate(await read_decoded(request, limit=limit), limit=limit))
     shipment = await services.ingest.ship([message], protocol="gelf", principal=principal)
+    note_accepted(request, len(shipment.message_ids))
     if shipment.refusals:
         raise refused(shipment.refusals[0])
     return Response(status_code=202)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request, Response
 from fleetlog.api.body import parse_json
 from fleetlog.api.deps import get_services
 from fleetlog.api.fastpath import DirectRoute
+from fleetlog.api.middleware import note_accepted
 from fleetlog.api.openapi import json_body
 from fleetlog.api.security import AUTH_RESPONSES, admit
 from fleetlog.auth.principals import Scope
@@ -50,6 +51,7 @@ async def ingest_one(request: Request) -> Response:
     log = await parse_json(request, LogIn, limit=services.settings.max_body_bytes)
     writer.check_devices([log.device_id])
     (message_id,), received_at = await services.ingest.accept([log], locate=alone)
+    note_accepted(request, 1)
     return json_answer(QueuedLog(message_id=message_id, received_at=received_at))
 
 
@@ -66,6 +68,7 @@ async def ingest_batch(request: Request) -> Response:
     batch = await parse_json(request, LogBatchIn, limit=services.settings.max_body_bytes)
     writer.check_devices(log.device_id for log in batch.logs)
     message_ids, received_at = await services.ingest.accept(batch.logs)
+    note_accepted(request, len(message_ids))
     return json_answer(
         QueuedBatch(count=len(message_ids), message_ids=message_ids, received_at=received_at)
     )

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fleetlog.api.body import read_decoded
 from fleetlog.api.deps import get_services
 from fleetlog.api.errors import documented
+from fleetlog.api.middleware import note_accepted
 from fleetlog.api.openapi import json_body
 from fleetlog.api.security import AUTH_RESPONSES, admit
 from fleetlog.auth.principals import Scope
@@ -64,5 +65,6 @@ async def loki_push(request: Request) -> Response:
         org_id=request.headers.get("x-scope-orgid", "").strip(),
     )
     shipment = await services.ingest.ship(mapped.shipped, protocol="loki", principal=principal)
+    note_accepted(request, len(shipment.message_ids))
     raise_refusals(mapped, shipment)
     return Response(status_code=204)

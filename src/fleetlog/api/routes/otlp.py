@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fleetlog.api.body import read_decoded
 from fleetlog.api.deps import get_services
 from fleetlog.api.errors import count_rejection
+from fleetlog.api.middleware import note_accepted
 from fleetlog.api.security import admit
 from fleetlog.auth.principals import Scope
 from fleetlog.errors import FleetlogError
@@ -41,6 +42,7 @@ async def export_logs(request: Request) -> Response:
         body = await read_decoded(request, limit=services.settings.max_body_bytes)
         mapped = map_request(decode(body, encoding))
         shipment = await services.ingest.ship(mapped.shipped, protocol="otlp", principal=principal)
+        note_accepted(request, len(shipment.message_ids))
     except FleetlogError as exc:
         count_rejection(request.method, request.url.path, exc)
         return Response(
