@@ -33,7 +33,7 @@ LAG_SQL = text(
     SELECT CASE
         WHEN NOT pg_is_in_recovery() THEN 0.0
         WHEN pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn() THEN 0.0
-        ELSE greatest(0.0, extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()))
+        ELSE extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())
     END
     """
 )
@@ -142,10 +142,12 @@ class ReadEngines:
     async def _probe(self, replica: Replica, conn: AsyncConnection) -> None:
         """Learn how far `replica` is behind; marked first, so concurrent reads do not probe."""
         replica.probed_at = time.monotonic()
-        lag = (await conn.execute(LAG_SQL)).scalar_one()
+        seconds = (await conn.execute(LAG_SQL)).scalar_one()
         was_near = self._near(replica)
-        replica.lag = None if lag is None else float(lag)
-        REPLICA_LAG.labels(str(replica.index)).set(math.inf if lag is None else float(lag))
+        # Clocks of two machines may disagree by a little: never ahead of the primary.
+        lag = None if seconds is None else max(0.0, float(seconds))
+        replica.lag = lag
+        REPLICA_LAG.labels(str(replica.index)).set(math.inf if lag is None else lag)
         if was_near and not self._near(replica):
             log.warning("read replica %d skipped until it catches up: lag %s s", replica.index, lag)
         elif self._near(replica) and not was_near:
