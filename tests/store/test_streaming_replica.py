@@ -2,6 +2,7 @@
 once it has replayed, and skip it while it is stopped or too far behind."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -9,12 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fleetlog.config import Settings, asyncpg_url
 from fleetlog.store.engine import create_postgres_engine
-from fleetlog.store.replicas import ReadEngines
+from fleetlog.store.replicas import PROBE_EVERY_S, ReadEngines
 from tests.fixtures.app import client_of, running_app
 from tests.fixtures.pipeline import (
     migrate_database,
@@ -87,6 +88,21 @@ def answered_by_standby(reads: ReadEngines, expected: bool = True):
         return await reads.run(on_standby) is expected
 
     return condition
+
+
+async def test_the_lag_is_probed_at_most_once_a_second_not_on_every_read(reads):
+    probes = []
+
+    def count_probes(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "pg_last_wal_replay_lsn" in statement:
+            probes.append(statement)
+
+    replica = reads.replicas[0].engine.sync_engine
+    event.listen(replica, "before_cursor_execute", count_probes)
+    started = time.monotonic()
+    assert all([await reads.run(on_standby) for _ in range(50)])
+    elapsed = time.monotonic() - started
+    assert 1 <= len(probes) <= 1 + elapsed / PROBE_EVERY_S
 
 
 async def test_a_stopped_standby_is_skipped_and_used_again_once_restarted(reads, standby):
