@@ -26,8 +26,9 @@ MAX_LAG = timedelta(seconds=5)
 PROBE_EVERY_S = 1.0
 # Seconds a replica is behind: none while it has replayed all the WAL it received (an idle
 # primary sends none, however old its last transaction), else the age of the last transaction
-# it replayed, an upper bound. A database in no recovery is not a standby and never behind; a
-# standby that is not streaming yet has no received position: NULL, unknown.
+# it replayed, an upper bound. A database in no recovery is not a standby and never behind. A
+# standby not streaming (yet) has no received position: it counts as behind by that age too,
+# and is unknown (NULL) when it has replayed no transaction since it started.
 LAG_SQL = text(
     """
     SELECT CASE
