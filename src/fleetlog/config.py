@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     database_url: str | None = None
     database_replica_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # A replica further behind the primary than this is skipped until it catches up.
+    replica_max_lag: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(seconds=5)
 
     redis_namespace: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")] = "fleetlog"
     stream_shards: Annotated[int, Field(gt=0, le=1024)] = 4

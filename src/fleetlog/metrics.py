@@ -148,8 +148,16 @@ CACHE_REQUESTS = Counter(
 
 READS = Counter(
     "fleetlog_store_reads_total",
-    "Store reads, by role of the database that served them (primary, replica) and outcome.",
+    "Store reads, by role of the database that served them (primary, replica) and outcome "
+    "(ok, error; lagging: a replica skipped for being behind).",
     ["role", "outcome"],
+)
+REPLICA_LAG = Gauge(
+    "fleetlog_replica_lag_seconds",
+    "How far each read replica was behind the primary when last probed, by its index in "
+    "FLEETLOG_DATABASE_REPLICA_URLS (+Inf while unknown: not streaming, or unreachable).",
+    ["replica"],
+    multiprocess_mode="mostrecent",
 )
 
 OPEN_CONNECTIONS = Gauge(

@@ -48,7 +48,7 @@ async def running_alerts(settings: Settings) -> AsyncIterator[Evaluator | None]:
         yield None
         return
     engine = create_store_engine(settings)
-    reads = ReadEngines(engine, create_replica_engines(settings))
+    reads = ReadEngines(engine, create_replica_engines(settings), max_lag=settings.replica_max_lag)
     ledger = Ledger(engine)
     deliverer = Deliverer(
         ledger,

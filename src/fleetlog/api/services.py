@@ -159,7 +159,11 @@ def pipeline_redis(settings: Settings) -> Redis | None:
 async def open_services(settings: Settings, *, secret: str) -> AsyncIterator[Services]:
     """The services of one API process; `secret` keys the read cursors (the JWT secret)."""
     redis = pipeline_redis(settings)
-    store = LogStore(create_store_engine(settings), replicas=create_replica_engines(settings))
+    store = LogStore(
+        create_store_engine(settings),
+        replicas=create_replica_engines(settings),
+        max_replica_lag=settings.replica_max_lag,
+    )
     queue = choose_queue(settings, redis)
     tail = open_tail(settings, store, redis)
     cache = None

@@ -6,7 +6,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -28,7 +28,7 @@ from fleetlog.errors import QueryTimeout
 from fleetlog.search import sql
 from fleetlog.search.plan import TEXT, Device, Node, holds
 from fleetlog.store.engine import Deadline
-from fleetlog.store.replicas import ReadEngines
+from fleetlog.store.replicas import MAX_LAG, ReadEngines
 from fleetlog.store.tables import devices, level_counts, logs
 from fleetlog.store.words import walk_preferred
 
@@ -270,9 +270,15 @@ def stored_log(row: Row[Any]) -> StoredLog:
 class LogStore:
     """The one query layer over the `logs` table, for SQLite and PostgreSQL alike."""
 
-    def __init__(self, engine: AsyncEngine, *, replicas: Sequence[AsyncEngine] = ()) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        replicas: Sequence[AsyncEngine] = (),
+        max_replica_lag: timedelta = MAX_LAG,
+    ) -> None:
         self.engine = engine
-        self.reads = ReadEngines(engine, replicas)
+        self.reads = ReadEngines(engine, replicas, max_lag=max_replica_lag)
 
     async def latest(
         self,
