@@ -50,6 +50,7 @@ async def test_the_route_is_its_template_never_the_raw_path(client, access_lines
     line = access_lines()[-1]
     assert line["route"] == "/api/logs/{device_id}"
     assert line["logs_accepted"] is None
+    assert " logs=- by=anyone " in line["message"]
 
 
 async def test_a_sane_request_id_is_echoed_and_a_strange_one_replaced(client, access_lines):

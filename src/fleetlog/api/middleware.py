@@ -118,9 +118,16 @@ class MetricsMiddleware:
                     "logs_accepted": scope.get(ACCEPTED),
                     "principal": None if principal is None else principal.name,
                 }
+                # The line shows what a request had none of as `-`; the JSON fields are null.
+                shown = fields | {
+                    "logs_accepted": "-"
+                    if fields["logs_accepted"] is None
+                    else fields["logs_accepted"],
+                    "principal": fields["principal"] or "-",
+                }
                 # Built directly: `info()` would walk the stack for a caller nobody reads.
                 record = access_log.makeRecord(
-                    access_log.name, logging.INFO, "", 0, ACCESS_LINE, (fields,), None
+                    access_log.name, logging.INFO, "", 0, ACCESS_LINE, (shown,), None
                 )
                 record.fields = fields
                 access_log.handle(record)
