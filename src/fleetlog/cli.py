@@ -1,5 +1,6 @@
-"""The `fleetlog` command: serve, worker, migrate. Thin: it reads settings and hands them down;
-query, tail, export, import, bench, keys and users live in their own cli_* modules."""
+"""The `fleetlog` command: serve and worker. Thin: it reads settings and hands them down;
+migrate, backup, query, tail, export, import, bench, keys and users live in their own cli_*
+modules."""
 
 import asyncio
 import logging
@@ -22,6 +23,7 @@ from fleetlog.cli_bench import bench
 from fleetlog.cli_client import query, tail
 from fleetlog.cli_credentials import keys_app, security_banner, users_app
 from fleetlog.cli_retention import retention_app
+from fleetlog.cli_schema import backup, migrate_command
 from fleetlog.cli_transfer import export, import_
 from fleetlog.config import Settings
 from fleetlog.logconfig import configure_logging
@@ -43,6 +45,8 @@ app.command()(query)
 app.command()(tail)
 app.command()(export)
 app.command(name="import")(import_)
+app.command(name="migrate")(migrate_command)
+app.command()(backup)
 console = Console(stderr=True)
 log = logging.getLogger(__name__)
 
@@ -176,15 +180,6 @@ async def work(settings: Settings) -> None:
     """Store logs, and evaluate alerts and send their webhooks beside (alerts/runtime.py)."""
     async with running_alerts(settings):
         await run_worker(settings)
-
-
-@app.command()
-def migrate() -> None:
-    """Bring the store's schema to the newest revision."""
-    settings = load_settings()
-    configure_logging(settings.log_format, settings.log_level)
-    asyncio.run(migrate_to_head(settings))
-    announce(settings, f"[green]schema up to date[/] ({settings.mode})")
 
 
 def main() -> None:
