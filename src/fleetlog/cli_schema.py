@@ -72,13 +72,13 @@ def backup(
 ) -> None:
     """Copy the embedded store to PATH, consistent while `fleetlog serve` is writing."""
     settings = Settings()
-    configure_logging(settings.log_format, settings.log_level)
     if not settings.embedded:
         stderr.print(
             "[red]fleetlog backup copies the embedded store only[/]: back PostgreSQL up with "
             "pg_dump (docs/operations.md, Backup and restore)"
         )
         raise typer.Exit(2)
+    configure_logging(settings.log_format, settings.log_level)
     try:
         logs = backup_sqlite(settings.sqlite_path, path)
     except BackupRefused as refused:
