@@ -4,9 +4,12 @@ modules."""
 
 import asyncio
 import logging
+import math
 import os
 import shutil
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -135,6 +138,7 @@ def serve(
         share_metrics_across(settings)
     banner(settings, security)
     ensure_file_limit(settings.max_connections)
+    exit_cleanly_on_sigterm()
     uvicorn.run(
         "fleetlog.api.app:app_from_environment",
         factory=True,
@@ -148,8 +152,19 @@ def serve(
         forwarded_allow_ips=settings.trusted_proxies,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout.total_seconds()),
     )
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """Once it has shut down gracefully, uvicorn raises the SIGTERM it caught again, and by
+    default the process would die of it (exit 143). A stop asked for and carried out is a
+    clean exit: 0, as service managers and `docker stop` expect."""
+
+    def clean_exit(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, clean_exit)
 
 
 @app.command()
