@@ -62,7 +62,7 @@ async def test_worker_killed_mid_batch_and_restarted_stores_everything_once(
     assert await table.count() == len(ids)
 
 
-async def test_sigterm_finishes_the_batch_in_hand_and_exits(
+async def test_sigterm_finishes_the_batch_in_hand_and_a_new_worker_stores_the_rest_once(
     pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis, tmp_path: Path
 ) -> None:
     ids = await put_requests(queue, 600, per_request=100)
@@ -75,6 +75,11 @@ async def test_sigterm_finishes_the_batch_in_hand_and_exits(
     left = sum([await redis.xlen(KEYS.stream(shard)) for shard in range(4)])
     assert await table.count() + left * 100 == len(ids)
     assert "stopped" in worker.output()
+
+    with worker_process(pipeline, tmp_path / "worker.log"):
+        await wait_for(lambda: drained(redis), what="a new worker to drain the streams")
+    await assert_stored_once(table, ids)
+    assert await table.count() == len(ids)
 
 
 async def test_redis_killed_and_restarted_with_aof_loses_no_acknowledged_log(
