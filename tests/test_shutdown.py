@@ -1,12 +1,14 @@
 """SIGTERM to a real `fleetlog serve` under load: it drains, stores every log it acknowledged,
-ends its live tails, and exits 0 within FLEETLOG_SHUTDOWN_TIMEOUT."""
+ends its live tails and syslog connections, and exits 0 within FLEETLOG_SHUTDOWN_TIMEOUT."""
 
 import signal
+import socket
 import threading
 
 import httpx
 import pytest
 
+from fleetlog.localstack import free_port
 from tests.fixtures.load import SteadyLoad
 from tests.fixtures.process import Server
 from tests.test_serve import stored_ids
@@ -33,18 +35,24 @@ def follow(url: str, opened: threading.Event) -> threading.Thread:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_under_load_stores_every_acknowledged_log_and_exits_0(tmp_path, workers):
     data_dir = tmp_path / "data"
-    server = Server(data_dir, workers=workers, env={"FLEETLOG_SHUTDOWN_TIMEOUT": str(BOUND_S)})
+    syslog_port = free_port()
+    env = {"FLEETLOG_SHUTDOWN_TIMEOUT": str(BOUND_S), "FLEETLOG_SYSLOG_PORT": str(syslog_port)}
+    server = Server(data_dir, workers=workers, env=env)
     server.start()
     try:
         server.wait_ready()
         opened = threading.Event()
         tail = follow(server.url, opened)
         assert opened.wait(timeout=30)
+        # A syslog sender's connection, held open as shippers hold theirs.
+        syslog = socket.create_connection(("127.0.0.1", syslog_port))
+        syslog.sendall(b"<34>1 2026-11-30T20:00:00Z host app - - - held open\n")
         with SteadyLoad(server.url, senders=8) as load:
             load.wait_acknowledged(2_000)
             code = server.signal(signal.SIGTERM, within=BOUND_S + SLACK_S)
     finally:
         server.stop()
+    syslog.close()
     assert code == 0, server.output()
     tail.join(timeout=SLACK_S)
     assert not tail.is_alive(), "the live tail was left open"
