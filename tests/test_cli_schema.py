@@ -1,13 +1,13 @@
-"""`fleetlog migrate` up and down, and `fleetlog backup` of a serving store restored."""
+"""`fleetlog migrate` up and down; `fleetlog backup` of a serving store, and its restore."""
 
-import shutil
 import sqlite3
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from fleetlog.cli import app
-from fleetlog.store.backup import backup_sqlite
+from fleetlog.store.backup import BackupRefused, backup_sqlite, restore_sqlite
 from fleetlog.store.migrate import revisions
 from tests.fixtures.load import SteadyLoad
 from tests.fixtures.process import running_server
@@ -44,23 +44,34 @@ class TestMigrate:
 
 
 class TestBackup:
-    def test_refuses_postgresql_and_points_to_pg_dump(self, tmp_path):
+    @pytest.mark.parametrize(
+        ("command", "tool"), [("backup", "pg_dump"), ("restore", "pg_restore")]
+    )
+    def test_refuses_postgresql_and_points_to_its_tool(self, tmp_path, command, tool):
         env = {"FLEETLOG_DATABASE_URL": "postgresql://x/y", "FLEETLOG_REDIS_URL": "redis://x"}
-        result = CliRunner().invoke(app, ["backup", str(tmp_path / "b")], env=env)
+        result = CliRunner().invoke(app, [command, str(tmp_path / "b")], env=env)
         assert result.exit_code == 2
-        assert "pg_dump" in result.output
+        assert tool in result.output
         assert not (tmp_path / "b").exists()
 
     def test_a_copy_taken_while_serving_restores_every_log_acknowledged_before(self, tmp_path):
         data_dir = tmp_path / "data"
+        live = data_dir / "fleetlog.sqlite3"
         copy = tmp_path / "backup.sqlite3"
         with running_server(data_dir) as server, SteadyLoad(server.url) as load:
             before = load.wait_acknowledged(2_000)
-            copied = backup_sqlite(data_dir / "fleetlog.sqlite3", copy)
+            copied = backup_sqlite(live, copy)
+            with pytest.raises(BackupRefused, match="stop it before restoring"):
+                restore_sqlite(copy, live)
         assert copied >= len(before)
-        restored = tmp_path / "restored"
-        restored.mkdir()
-        shutil.copy(copy, restored / "fleetlog.sqlite3")
-        with running_server(restored) as server, httpx.Client(base_url=server.url) as http:
+        assert len(stored_ids(data_dir)) > copied, "no log came after the backup"
+        assert restore_sqlite(copy, live) == copied
+        with running_server(data_dir) as server, httpx.Client(base_url=server.url) as http:
             assert http.get("/api/stats").json()["total_logs"] == copied
-        assert before <= stored_ids(restored)
+        assert before <= stored_ids(data_dir)
+
+    def test_restore_refuses_what_is_not_a_backup(self, tmp_path):
+        damaged = tmp_path / "not-a-backup"
+        damaged.write_bytes(b"SQLite format 3\0" + b"x" * 4096)
+        with pytest.raises(BackupRefused, match="not a backup of fleetlog"):
+            restore_sqlite(damaged, tmp_path / "data" / "fleetlog.sqlite3")

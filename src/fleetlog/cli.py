@@ -1,5 +1,5 @@
 """The `fleetlog` command: serve and worker. Thin: it reads settings and hands them down;
-migrate, backup, query, tail, export, import, bench, keys and users live in their own cli_*
+migrate, backup, restore, query, tail, export, import, bench, keys and users live in their own cli_*
 modules."""
 
 import asyncio
@@ -26,7 +26,7 @@ from fleetlog.cli_bench import bench
 from fleetlog.cli_client import query, tail
 from fleetlog.cli_credentials import keys_app, security_banner, users_app
 from fleetlog.cli_retention import retention_app
-from fleetlog.cli_schema import backup, migrate_command
+from fleetlog.cli_schema import backup, migrate_command, restore
 from fleetlog.cli_transfer import export, import_
 from fleetlog.config import Settings
 from fleetlog.logconfig import configure_logging
@@ -50,6 +50,7 @@ app.command()(export)
 app.command(name="import")(import_)
 app.command(name="migrate")(migrate_command)
 app.command()(backup)
+app.command()(restore)
 console = Console(stderr=True)
 log = logging.getLogger(__name__)
 

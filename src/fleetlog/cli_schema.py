@@ -1,5 +1,5 @@
-"""`fleetlog migrate` and `fleetlog backup`: the store's schema, up or down a revision at a
-time, and a consistent copy of the embedded store. Both exit 2 when asked what they refuse."""
+"""`fleetlog migrate`, `backup` and `restore`: the store's schema, up or down to a revision,
+and consistent copies of the embedded store. Each exits 2 when asked what it refuses."""
 
 import asyncio
 from pathlib import Path
@@ -10,7 +10,7 @@ from rich.console import Console
 
 from fleetlog.config import Settings
 from fleetlog.logconfig import configure_logging
-from fleetlog.store.backup import BackupRefused, backup_sqlite
+from fleetlog.store.backup import BackupRefused, backup_sqlite, restore_sqlite
 from fleetlog.store.engine import create_store_engine
 from fleetlog.store.migrate import UnknownRevision, current_revision, migrate, revisions
 
@@ -67,21 +67,41 @@ def migrate_command(
     stderr.print(f"[green]schema {where}[/] ({settings.mode})")
 
 
+def embedded_settings(command: str, tool: str) -> Settings:
+    """The settings, when fleetlog is embedded; PostgreSQL has its own tools (exit 2)."""
+    settings = Settings()
+    if not settings.embedded:
+        stderr.print(
+            f"[red]fleetlog {command} is for the embedded store only[/]: with PostgreSQL use "
+            f"{tool} (docs/operations.md, Backup and restore)"
+        )
+        raise typer.Exit(2)
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
 def backup(
     path: Annotated[Path, typer.Argument(help="The new file to write the copy to")],
 ) -> None:
     """Copy the embedded store to PATH, consistent while `fleetlog serve` is writing."""
-    settings = Settings()
-    if not settings.embedded:
-        stderr.print(
-            "[red]fleetlog backup copies the embedded store only[/]: back PostgreSQL up with "
-            "pg_dump (docs/operations.md, Backup and restore)"
-        )
-        raise typer.Exit(2)
-    configure_logging(settings.log_format, settings.log_level)
+    settings = embedded_settings("backup", "pg_dump")
     try:
         logs = backup_sqlite(settings.sqlite_path, path)
     except BackupRefused as refused:
         stderr.print(f"[red]{refused}[/]")
         raise typer.Exit(2) from None
     stderr.print(f"[green]backed up[/] {logs:,} logs to {path}")
+
+
+def restore(
+    path: Annotated[Path, typer.Argument(help="A copy `fleetlog backup` wrote")],
+) -> None:
+    """Put a backup in place of the embedded store; fleetlog must be stopped. What the store
+    holds now is replaced: back it up first if it may be wanted."""
+    settings = embedded_settings("restore", "pg_restore")
+    try:
+        logs = restore_sqlite(path, settings.sqlite_path)
+    except BackupRefused as refused:
+        stderr.print(f"[red]{refused}[/]")
+        raise typer.Exit(2) from None
+    stderr.print(f"[green]restored[/] {logs:,} logs into {settings.sqlite_path}")

@@ -1,4 +1,5 @@
-"""A consistent copy of the embedded store, taken while `fleetlog serve` goes on writing.
+"""A consistent copy of the embedded store, taken while `fleetlog serve` goes on writing, and
+put back in place once fleetlog is stopped.
 
 SQLite's online backup API copies the database in one step, inside one read transaction: in
 WAL mode the writer is not blocked meanwhile, and the copy holds exactly the transactions
@@ -47,3 +48,48 @@ def backup_sqlite(source: Path, target: Path) -> int:
     finally:
         os.close(directory)
     return int(logs)
+
+
+def restore_sqlite(copy: Path, target: Path) -> int:
+    """Put the backup `copy` in place of the database at `target`; returns the logs restored.
+
+    It goes through SQLite, not the file system: the WAL beside `target` is rewritten with the
+    pages, never left over to be applied to them. The database is held exclusively meanwhile,
+    which a running fleetlog's open connections prevent: then it refuses.
+    """
+    if not copy.exists():
+        raise BackupRefused(f"no backup at {copy}")
+    source = sqlite3.connect(f"{copy.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        logs = count_logs(source, copy)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        live = sqlite3.connect(target, timeout=0, isolation_level=None)
+        try:
+            hold_exclusively(live, target)
+            source.backup(live)
+        finally:
+            live.close()
+    finally:
+        source.close()
+    return logs
+
+
+def count_logs(backup: sqlite3.Connection, path: Path) -> int:
+    try:
+        if backup.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            raise BackupRefused(f"{path} is damaged (PRAGMA quick_check)")
+        (logs,) = backup.execute("SELECT count(*) FROM logs").fetchone()
+    except sqlite3.DatabaseError:
+        raise BackupRefused(f"{path} is not a backup of fleetlog") from None
+    return int(logs)
+
+
+def hold_exclusively(db: sqlite3.Connection, path: Path) -> None:
+    """Lock the database for this connection alone until it closes (in exclusive locking
+    mode a transaction's locks are kept after it); refuse if another connection has it."""
+    db.execute("PRAGMA locking_mode=EXCLUSIVE")
+    try:
+        db.execute("BEGIN EXCLUSIVE")
+        db.execute("COMMIT")
+    except sqlite3.OperationalError:
+        raise BackupRefused(f"fleetlog has {path} open: stop it before restoring") from None
