@@ -59,9 +59,8 @@ def migrate_command(
         return
     try:
         asyncio.run(move_schema(settings, to))
-    except UnknownRevision:
-        known = ", ".join(revision.id for revision in revisions())
-        stderr.print(f"[red]unknown revision {to!r}[/]: the revisions are {known} (or head)")
+    except UnknownRevision as unknown:
+        stderr.print(f"[red]{unknown}[/]")
         raise typer.Exit(2) from None
     where = "up to date" if to == "head" else f"at revision {to}"
     stderr.print(f"[green]schema {where}[/] ({settings.mode})")

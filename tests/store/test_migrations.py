@@ -91,9 +91,17 @@ async def test_every_revision_goes_down_to_the_schema_it_came_up_from(
 
 
 async def test_an_unknown_revision_is_refused(empty_store: AsyncEngine) -> None:
-    with pytest.raises(UnknownRevision):
+    with pytest.raises(UnknownRevision, match="unknown revision '0099'"):
         await migrate(empty_store, "0099")
     assert await current_revision(empty_store) is None
+
+
+async def test_a_store_a_newer_fleetlog_migrated_is_refused(empty_store: AsyncEngine) -> None:
+    await migrate(empty_store)
+    async with empty_store.begin() as connection:
+        await connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    with pytest.raises(UnknownRevision, match="a newer fleetlog migrated it"):
+        await migrate(empty_store)
 
 
 def every_log(connection: Connection) -> list[tuple[Any, ...]]:

@@ -26,10 +26,29 @@ def backup_sqlite(source: Path, target: Path) -> int:
         raise BackupRefused(f"no embedded store at {source}")
     if target.exists():
         raise BackupRefused(f"{target} exists already; fleetlog never overwrites a backup")
+    if not target.parent.is_dir():
+        raise BackupRefused(f"no directory {target.parent} to write the backup in")
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
+    try:
+        logs = copy_database(source, partial)
+    except sqlite3.Error as exc:
+        partial.unlink(missing_ok=True)
+        raise BackupRefused(f"the backup failed, and nothing was written: {exc}") from exc
+    with partial.open("rb") as written:
+        os.fsync(written.fileno())
+    partial.rename(target)
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return logs
+
+
+def copy_database(source: Path, target: Path) -> int:
     live = sqlite3.connect(source)
-    copy = sqlite3.connect(partial)
+    copy = sqlite3.connect(target)
     try:
         live.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         live.backup(copy)
@@ -39,14 +58,6 @@ def backup_sqlite(source: Path, target: Path) -> int:
     finally:
         copy.close()
         live.close()
-    with partial.open("rb") as written:
-        os.fsync(written.fileno())
-    partial.rename(target)
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
     return int(logs)
 
 

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 
 class UnknownRevision(ValueError):
-    """A revision that no migration of this fleetlog names."""
+    """A revision that no migration of this fleetlog names: asked for, or the store's own (a
+    newer fleetlog migrated it). The message says which, and what to do."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +66,17 @@ def move_on(connection: Connection, revision: str) -> None:
     order = [known.id for known in revisions()]
     target = order[-1] if revision == "head" else revision
     if target not in order:
-        raise UnknownRevision(revision)
+        known = ", ".join(order)
+        raise UnknownRevision(f"unknown revision {revision!r}: the revisions are {known}, or head")
     current = current_on(connection)
+    if current is not None and current not in order:
+        raise UnknownRevision(
+            f"the store is at revision {current!r}, which this fleetlog does not know: a newer "
+            f"fleetlog migrated it; take it down with that one first (migrate --to {order[-1]})"
+        )
     config = alembic_config()
     config.attributes["connection"] = connection
-    if current in order and order.index(target) < order.index(current):
+    if current is not None and order.index(target) < order.index(current):
         command.downgrade(config, target)
     else:
         command.upgrade(config, target)
