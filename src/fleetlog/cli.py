@@ -31,6 +31,7 @@ from fleetlog.cli_transfer import export, import_
 from fleetlog.config import Settings
 from fleetlog.logconfig import configure_logging
 from fleetlog.store.engine import create_store_engine
+from fleetlog.store.migrate import UnknownRevision
 from fleetlog.store.migrate import migrate as migrate_store
 from fleetlog.worker.runner import run_worker
 
@@ -68,6 +69,9 @@ async def migrate_to_head(settings: Settings) -> None:
     engine = create_store_engine(settings)
     try:
         await migrate_store(engine)
+    except UnknownRevision as unknown:
+        console.print(f"[red]{unknown}[/]")
+        raise typer.Exit(2) from None
     finally:
         await engine.dispose()
 
