@@ -3,6 +3,7 @@
 import signal
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]
 from redis.asyncio import Redis
 
 from fleetlog.config import Settings
@@ -62,7 +63,7 @@ async def test_worker_killed_mid_batch_and_restarted_stores_everything_once(
     assert await table.count() == len(ids)
 
 
-async def test_sigterm_finishes_the_batch_in_hand_and_exits(
+async def test_sigterm_finishes_the_batch_in_hand_and_a_new_worker_stores_the_rest_once(
     pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis, tmp_path: Path
 ) -> None:
     ids = await put_requests(queue, 600, per_request=100)
@@ -75,6 +76,42 @@ async def test_sigterm_finishes_the_batch_in_hand_and_exits(
     left = sum([await redis.xlen(KEYS.stream(shard)) for shard in range(4)])
     assert await table.count() + left * 100 == len(ids)
     assert "stopped" in worker.output()
+
+    with worker_process(pipeline, tmp_path / "worker.log"):
+        await wait_for(lambda: drained(redis), what="a new worker to drain the streams")
+    await assert_stored_once(table, ids)
+    assert await table.count() == len(ids)
+
+
+async def test_sigterm_cuts_a_batch_that_cannot_finish_short_at_the_bound(
+    pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis, tmp_path: Path
+) -> None:
+    ids = await put_requests(queue, 20, per_request=100)
+    log_path = tmp_path / "worker.log"
+    # PostgreSQL hangs, as far as the worker can tell: its COPY waits on this lock.
+    blocker = await asyncpg.connect(pipeline.database_url)
+    hang = blocker.transaction()
+    await hang.start()
+    await blocker.execute("LOCK TABLE logs IN ACCESS EXCLUSIVE MODE")
+
+    async def batch_in_hand() -> bool:
+        return await pending(redis) > 0
+
+    try:
+        # Its statements may take 10 s (half the claim idle time): longer than the bound.
+        env = {"FLEETLOG_SHUTDOWN_TIMEOUT": "1", "FLEETLOG_CLAIM_IDLE": "20"}
+        with worker_process(pipeline, log_path, env=env) as worker:
+            await wait_for(batch_in_hand, what="the worker to read a batch")
+            assert worker.signal(signal.SIGTERM) == 0
+    finally:
+        await hang.rollback()
+        await blocker.close()
+    assert "cut its batch short" in worker.output()
+
+    with worker_process(pipeline, log_path):
+        await wait_for(lambda: drained(redis), what="a new worker to drain the streams")
+    await assert_stored_once(table, ids)
+    assert await table.count() == len(ids)
 
 
 async def test_redis_killed_and_restarted_with_aof_loses_no_acknowledged_log(

@@ -1,5 +1,6 @@
 """`fleetlog serve` as a real process: the smoke path, kill -9 durability, several workers."""
 
+import contextlib
 import signal
 import sqlite3
 import threading
@@ -12,7 +13,8 @@ from tests.fixtures.records import make_batch, make_log
 
 
 def stored_ids(data_dir):
-    with sqlite3.connect(data_dir / "fleetlog.sqlite3") as db:
+    # Closed at once: an open connection would keep `fleetlog restore` from the database.
+    with contextlib.closing(sqlite3.connect(data_dir / "fleetlog.sqlite3")) as db:
         return {str(row[0]) for row in db.execute("SELECT id FROM logs")}
 
 

@@ -1,11 +1,15 @@
-"""The `fleetlog` command: serve, worker, migrate. Thin: it reads settings and hands them down;
-query, tail, export, import, bench, keys and users live in their own cli_* modules."""
+"""The `fleetlog` command: serve and worker. Thin: it reads settings and hands them down;
+migrate, backup, restore, query, tail, export, import, bench, keys and users live in their own cli_*
+modules."""
 
 import asyncio
 import logging
+import math
 import os
 import shutil
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -23,11 +27,13 @@ from fleetlog.cli_client import query, tail
 from fleetlog.cli_credentials import keys_app, security_banner, users_app
 from fleetlog.cli_queue import deadletters_app, status
 from fleetlog.cli_retention import retention_app
+from fleetlog.cli_schema import backup, migrate_command, restore
 from fleetlog.cli_transfer import export, import_
 from fleetlog.cli_up import up
 from fleetlog.config import Settings
 from fleetlog.logconfig import configure_logging, logging_config
 from fleetlog.store.engine import create_store_engine
+from fleetlog.store.migrate import UnknownRevision
 from fleetlog.store.migrate import migrate as migrate_store
 from fleetlog.worker.runner import run_worker
 
@@ -48,6 +54,9 @@ app.command()(tail)
 app.command()(export)
 app.command(name="import")(import_)
 app.command()(up)
+app.command(name="migrate")(migrate_command)
+app.command()(backup)
+app.command()(restore)
 console = Console(stderr=True)
 log = logging.getLogger(__name__)
 
@@ -65,6 +74,9 @@ async def migrate_to_head(settings: Settings) -> None:
     engine = create_store_engine(settings)
     try:
         await migrate_store(engine)
+    except UnknownRevision as unknown:
+        console.print(f"[red]{unknown}[/]")
+        raise typer.Exit(2) from None
     finally:
         await engine.dispose()
 
@@ -136,6 +148,7 @@ def serve(
         share_metrics_across(settings)
     banner(settings, security)
     ensure_file_limit(settings.max_connections)
+    exit_cleanly_on_sigterm()
     uvicorn.run(
         "fleetlog.api.app:app_from_environment",
         factory=True,
@@ -150,8 +163,19 @@ def serve(
         # Applied again in each server process uvicorn starts; its access log is fleetlog's.
         log_config=logging_config(settings.log_format, settings.log_level),
         access_log=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout.total_seconds()),
     )
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """Once it has shut down gracefully, uvicorn raises the SIGTERM it caught again, and by
+    default the process would die of it (exit 143). A stop asked for and carried out is a
+    clean exit: 0, as service managers and `docker stop` expect."""
+
+    def clean_exit(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, clean_exit)
 
 
 @app.command()
@@ -182,15 +206,6 @@ async def work(settings: Settings) -> None:
     """Store logs, and evaluate alerts and send their webhooks beside (alerts/runtime.py)."""
     async with running_alerts(settings):
         await run_worker(settings)
-
-
-@app.command()
-def migrate() -> None:
-    """Bring the store's schema to the newest revision."""
-    settings = load_settings()
-    configure_logging(settings.log_format, settings.log_level)
-    asyncio.run(migrate_to_head(settings))
-    announce(settings, f"[green]schema up to date[/] ({settings.mode})")
 
 
 def main() -> None:

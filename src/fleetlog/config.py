@@ -172,6 +172,11 @@ class Settings(BaseSettings):
     # Where people reach this fleetlog: the webhooks' externalURL and generatorURL.
     alert_external_url: str = ""
 
+    # SIGTERM (docs/operations.md): how long `serve` lets in-flight requests finish, and the
+    # worker its batch in hand, before cutting them short. A service manager's stop timeout
+    # must be longer, by the time the last commit takes.
+    shutdown_timeout: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(seconds=10)
+
     @field_validator("database_replica_urls", "loki_device_labels", mode="before")
     @classmethod
     def split_urls(cls, value: object) -> object:

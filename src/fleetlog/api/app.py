@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from fleetlog import __version__
 from fleetlog.alerts.runtime import open_alerting
+from fleetlog.api.draining import on_stop_signal
 from fleetlog.api.errors import add_exception_handlers, documented
 from fleetlog.api.fastpath import FastPath
 from fleetlog.api.idempotency import IdempotentIngest
@@ -65,7 +66,8 @@ def create_app(settings: Settings) -> FastAPI:
                 # collection, which a 1,000-log batch's objects set off often (it halves the
                 # cost of validating one).
                 gc.freeze()
-                yield
+                with on_stop_signal(services.drain):
+                    yield
 
     app = FastAPI(
         title="fleetlog",

@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
@@ -48,6 +48,13 @@ class Services:
     idempotency: Registry
     retention: Retention
     answers: AnswerRegistry
+    # Set when the process is asked to stop (api/draining.py).
+    draining: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def drain(self) -> None:
+        """Stop taking traffic: /ready says 503 and the live tails end."""
+        self.draining.set()
+        self.tail.end()
 
     async def checks(self) -> dict[str, bool]:
         """Whether each part answers, named as the reference names them where it has them."""

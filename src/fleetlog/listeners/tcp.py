@@ -59,6 +59,10 @@ class SyslogTcp:
             await self.read(reader, source)
         except ConnectionError:
             log.debug("a syslog connection from %s was reset", source)
+        except asyncio.CancelledError:
+            # `close` ends it as the process stops: a normal end, or asyncio would log the
+            # connection's cancelled task as an error.
+            log.debug("a syslog connection from %s was closed as fleetlog stops", source)
         finally:
             self.connections.discard(task)
             writer.close()

@@ -91,6 +91,7 @@ class Subscription:
         self.next = window.end
         self.dropped = 0
         self.wake = asyncio.Event()
+        self.ended = False
 
     def pass_over(self, missed: list[TailEvent], end: int) -> None:
         """Move up to `end`, past `missed` (the logs it had not taken): count the matching."""
@@ -100,13 +101,14 @@ class Subscription:
         self.next = end
 
     async def items(self) -> AsyncIterator[TailItem]:
-        """What to send, in order, for as long as the client stays; a heartbeat when idle."""
+        """What to send, in order, for as long as the client stays and the tail is not ended;
+        a heartbeat when idle."""
         if self.replay is not None:
             async with contextlib.aclosing(self.replay) as replay:
                 async for item in replay:
                     if isinstance(item, Dropped) or self.matches(item.fields):
                         yield item
-        while True:
+        while not self.ended:
             if self.dropped:
                 dropped, self.dropped = Dropped(self.dropped), 0
                 yield dropped
@@ -235,6 +237,12 @@ class TailHub:
                 window.events.popleft()
             window.first = kept_from
         for subscription in self.subscriptions:
+            subscription.wake.set()
+
+    def end(self) -> None:
+        """End every open tail: its stream closes once it has sent what it holds."""
+        for subscription in self.subscriptions:
+            subscription.ended = True
             subscription.wake.set()
 
     async def close(self) -> None:

@@ -445,12 +445,27 @@ async def run_worker(settings: Settings) -> None:
             await check_config(client)
         await writer.open()
         worker = Worker(consumer=consumer, writer=writer, settings=settings, store=store)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, worker.stop)
-        log.info("worker %s serving %d shards", consumer.name, settings.stream_shards)
         with exporting_spans(settings, service="fleetlog-worker"):
-            await worker.run()
+            running = asyncio.create_task(worker.run(), name="fleetlog-worker")
+            bound = settings.shutdown_timeout.total_seconds()
+
+            def stop() -> None:
+                worker.stop()
+                # A batch that cannot finish in time (a store that hangs) is cut short: its
+                # entries stay pending, and another worker reclaims and stores them once.
+                asyncio.get_running_loop().call_later(bound, running.cancel)
+
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop)
+            log.info("worker %s serving %d shards", consumer.name, settings.stream_shards)
+            try:
+                await running
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+                log.warning("worker %s cut its batch short after %.0f s", consumer.name, bound)
         log.info("worker %s stopped", consumer.name)
     finally:
         await store.dispose()

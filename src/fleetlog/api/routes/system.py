@@ -47,8 +47,10 @@ def liveness(
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(services: ServicesDep) -> JSONResponse:
-    """Whether this process should get traffic: every check passes and the backlog has room."""
+    """Whether this process should get traffic: every check passes, the backlog has room, and
+    it is not draining to stop."""
     checks = await services.checks() | await services.write_checks()
+    checks["accepting"] = not services.draining.is_set()
     backlog = await services.queue.backlog()
     limit = services.settings.max_backlog
     answer = Readiness(

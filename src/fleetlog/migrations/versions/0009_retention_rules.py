@@ -7,7 +7,7 @@ to incremental auto-vacuum (store/migrate.py), so that the pages retention frees
 file system a step at a time.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-01
 """
 

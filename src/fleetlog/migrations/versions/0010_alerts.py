@@ -12,7 +12,7 @@
   it to its own token in the same transaction, or is refused when a newer one wrote first.
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-01
 """
 
