@@ -234,10 +234,12 @@ class StackBuilder:
         argv = fleetlog_argv("serve", "--port", str(port), "--workers", str(self.workers))
         serve = self.server("serve", argv, env, url)
         worker = self.process("worker", fleetlog_argv("worker"), env)
-        held = HeldWorker(
-            start=worker.start, redis_used_memory=lambda: redis_used_memory(redis_server.url)
-        )
-        if not hold_worker:
+        held = None
+        if hold_worker:
+            held = HeldWorker(
+                start=worker.start, redis_used_memory=lambda: redis_used_memory(redis_server.url)
+            )
+        else:
             worker.start()
 
         def components() -> dict[str, list[int]]:
@@ -257,7 +259,7 @@ class StackBuilder:
             ),
             components=components,
             open_store=lambda: PostgresLogs.connect(database_url),
-            held_worker=held if hold_worker else None,
+            held_worker=held,
         )
 
 
