@@ -17,7 +17,7 @@ def test_held_worker_run_reports_cpu_by_component_and_redis_memory_per_log():
         "--iterations",
         "1",
         "--devices",
-        "20",
+        "40",
     )
     assert_exactly_once(summary)
     components = summary["cpu_by_component"]
@@ -27,12 +27,12 @@ def test_held_worker_run_reports_cpu_by_component_and_redis_memory_per_log():
     assert total == pytest.approx(summary["server_cpu_s"], abs=0.01)
     for name, component in components.items():
         assert component["cpu_s"] > 0, name
-        # cpu_s is rounded to the millisecond: 0.25 µs over 2,000 logs.
-        per_log = pytest.approx(component["cpu_s"] * 1e6 / 2000, abs=0.25)
+        # Both are rounded: cpu_s to the ms, 0.125 µs over 4,000 logs, us_per_log to 0.01 µs.
+        per_log = pytest.approx(component["cpu_s"] * 1e6 / 4000, abs=0.14)
         assert component["us_per_log"] == per_log, name
         assert component["logs_per_s_per_core"] == round(1e6 / component["us_per_log"]), name
     backlog = summary["redis_backlog"]
-    assert backlog["logs"] == summary["logs_acked"] == 2000
+    assert backlog["logs"] == summary["logs_acked"] == 4000
     assert backlog["used_memory_after_bytes"] > backlog["used_memory_before_bytes"]
     assert backlog["bytes_per_log"] > 0
 

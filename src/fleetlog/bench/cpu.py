@@ -1,7 +1,7 @@
 """CPU time of whole process trees (a server and every process it started), read from /proc."""
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -55,3 +55,31 @@ def cpu_seconds_by_tree(trees: Mapping[str, Iterable[int]]) -> dict[str, float]:
             pending.extend(children.get(pid, ()))
         totals[name] = total
     return totals
+
+
+class CpuClock:
+    """CPU seconds used by named process trees since the clock started. A tree with no process
+    then (a worker held back until the load ends) counts from `start_late`, once it is up."""
+
+    def __init__(self, trees: Callable[[], Mapping[str, Iterable[int]]]) -> None:
+        self.trees = trees
+        first = {name: list(pids) for name, pids in trees().items()}
+        self.counting = any(first.values())
+        self.waiting = {name for name, pids in first.items() if not pids}
+        self.start = cpu_seconds_by_tree(first)
+
+    def start_late(self) -> None:
+        """Start the clock of the trees that had no process at the start and have one now."""
+        now = {name: list(pids) for name, pids in self.trees().items()}
+        started = {name for name in self.waiting if now.get(name)}
+        seconds = cpu_seconds_by_tree(now)
+        self.start |= {name: seconds[name] for name in started}
+        self.waiting -= started
+
+    def elapsed(self) -> dict[str, float] | None:
+        """CPU seconds of each tree since its start; None if no tree had a process at the start
+        (`--url` without `--server-pid`)."""
+        if not self.counting:
+            return None
+        now = cpu_seconds_by_tree(self.trees())
+        return {name: seconds - self.start.get(name, 0.0) for name, seconds in now.items()}

@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fleetlog.bench.cpu import cpu_seconds_by_tree
+from fleetlog.bench.cpu import CpuClock
 from fleetlog.bench.loadgen import LoadPlan, LoadResult, run_load
 from fleetlog.bench.report import BacklogMemory, Summary, backlog_memory, summarize
 from fleetlog.bench.spawn import HeldWorker, StackKind, Target, spawn_stack
@@ -213,16 +213,10 @@ def release_worker(
 ) -> BacklogMemory:
     """Read Redis while it holds every log the load got accepted, then start the worker."""
     used_memory_after = held.redis_used_memory()
-    held.start()
     console.print("load done, Redis memory read: starting the held worker …")
+    held.start()
     logs = sum(shard.logs_acked for shard in load.shards)
     return backlog_memory(logs=logs, before=used_memory_before, after=used_memory_after)
-
-
-def cpu_since(target: Target, before: dict[str, float]) -> dict[str, float]:
-    """CPU seconds of each component since `before` (a component started since counts all)."""
-    now = cpu_seconds_by_tree(target.components())
-    return {name: seconds - before.get(name, 0.0) for name, seconds in now.items()}
 
 
 def run_bench(options: BenchOptions, console: Console) -> Summary:
@@ -235,21 +229,21 @@ def run_bench(options: BenchOptions, console: Console) -> Summary:
         store = None if target.open_store is None else runner.run(target.open_store())
         held, backlog = target.held_worker, None
         try:
-            components = target.components()
-            cpu_before = cpu_seconds_by_tree(components)
+            cpu = CpuClock(target.components)
             used_memory_before = 0 if held is None else held.redis_used_memory()
             load = load_with_progress(plan, console)
             if held is not None:
                 backlog = release_worker(
                     held, used_memory_before=used_memory_before, load=load, console=console
                 )
+                cpu.start_late()
             delivery = None
             if store is not None:
                 console.print("waiting for every accepted log to be stored …")
                 acked = acked_ranges(plan, load)
                 settle_s = options.settle_timeout
                 delivery = runner.run(verify(store, workload, acked, settle_s=settle_s))
-            server_cpu = cpu_since(target, cpu_before)
+            server_cpu = cpu.elapsed()
         finally:
             if store is not None:
                 runner.run(store.close())
@@ -259,6 +253,6 @@ def run_bench(options: BenchOptions, console: Console) -> Summary:
         shards=load.shards,
         load_cpu_s=load.parent_cpu_s + sum(shard.cpu_s for shard in load.shards),
         delivery=delivery,
-        server_cpu=server_cpu if any(components.values()) else None,
+        server_cpu=server_cpu,
         backlog=backlog,
     )
