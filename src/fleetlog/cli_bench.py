@@ -83,6 +83,13 @@ def bench(
             " after a 503, a 409 or a lost connection (a server restart is waited for)"
         ),
     ] = False,
+    hold_worker: Annotated[
+        bool,
+        typer.Option(
+            help="--spawn redis-postgres: start the worker only once the load ends, to measure"
+            " the Redis memory a backlogged log takes; then store and check them as usual"
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary")] = False,
 ) -> None:
     """Load a fleetlog server, then check every accepted log was stored exactly once; or, with
@@ -92,6 +99,11 @@ def bench(
     if spawn == "bare" and workload not in ("reference", "bulk"):
         raise typer.BadParameter(
             f"--workload {workload} needs a fleetlog server, not the bare ceiling"
+        )
+    if hold_worker and (spawn != "redis-postgres" or workload == "query"):
+        raise typer.BadParameter(
+            "--hold-worker needs --spawn redis-postgres and an ingest workload: only that stack"
+            " has a worker the bench starts, and a Redis that holds the backlog"
         )
     if workload == "query":
         check_query_options(iterations, duration, devices, batch)
@@ -113,6 +125,7 @@ def bench(
         api_key=api_key,
         settle_timeout=settle_timeout,
         idempotency_keys=idempotency_keys,
+        hold_worker=hold_worker,
     )
     # A terminated bench unwinds normally, so the stack it started is stopped and removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))

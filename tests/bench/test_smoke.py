@@ -1,5 +1,7 @@
 """`fleetlog bench` as users run it, small enough for every test run: so the tool cannot rot."""
 
+import pytest
+
 from tests.bench.runs import assert_exactly_once, run_bench
 
 
@@ -12,7 +14,11 @@ def test_embedded_run_stores_every_accepted_log_once():
     assert summary["logs_acked"] == 300
     assert summary["accepted_logs_per_s"] > 0
     assert summary["persisted_logs_per_s"] > 0
-    assert summary["server_cpu_s"] is not None
+    assert summary["cpu_by_component"].keys() == {"api"}
+    assert summary["cpu_by_component"]["api"]["cpu_s"] == pytest.approx(
+        summary["server_cpu_s"], abs=0.01
+    )
+    assert summary["redis_backlog"] is None
 
 
 def test_open_loop_run_against_the_bare_ceiling():

@@ -14,6 +14,26 @@ from fleetlog.bench.verify import Delivery
 
 
 @dataclass(frozen=True, kw_only=True)
+class ComponentCpu:
+    """A component's CPU in the run, per log and as the logs/s one core of it would keep up."""
+
+    cpu_s: float
+    us_per_log: float | None
+    logs_per_s_per_core: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BacklogMemory:
+    """Redis `used_memory` before the load and at its end, when every accepted log waited."""
+
+    logs: int
+    used_memory_before_bytes: int
+    used_memory_after_bytes: int
+    bytes_per_log: float
+    mib_per_million_logs: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class Summary:
     """The JSON keys of `fleetlog bench --json`; the first thirteen are the stable contract."""
 
@@ -35,6 +55,8 @@ class Summary:
     logs_acked: int
     load_s: float
     stored_unacknowledged: int | None
+    cpu_by_component: dict[str, ComponentCpu] | None
+    redis_backlog: BacklogMemory | None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,6 +69,26 @@ def percentile(ordered: Sequence[float], share: float) -> float:
     return ordered[max(math.ceil(share / 100 * len(ordered)) - 1, 0)]
 
 
+def component_cpu(seconds: float, logs: int) -> ComponentCpu:
+    us_per_log = seconds * 1e6 / logs if logs > 0 else None
+    return ComponentCpu(
+        cpu_s=round(seconds, 3),
+        us_per_log=None if us_per_log is None else round(us_per_log, 2),
+        logs_per_s_per_core=round(1e6 / us_per_log) if us_per_log else None,
+    )
+
+
+def backlog_memory(*, logs: int, before: int, after: int) -> BacklogMemory:
+    bytes_per_log = (after - before) / logs if logs > 0 else 0.0
+    return BacklogMemory(
+        logs=logs,
+        used_memory_before_bytes=before,
+        used_memory_after_bytes=after,
+        bytes_per_log=round(bytes_per_log, 1),
+        mib_per_million_logs=round(bytes_per_log * 1e6 / 2**20, 1),
+    )
+
+
 def summarize(
     *,
     workload: dict[str, Any],
@@ -54,8 +96,10 @@ def summarize(
     shards: list[ShardReport],
     load_cpu_s: float,
     delivery: Delivery | None,
-    server_cpu_s: float | None,
+    server_cpu: dict[str, float] | None,
+    backlog: BacklogMemory | None = None,
 ) -> Summary:
+    """`server_cpu`: CPU seconds by component, None when the server's processes are unknown."""
     latencies = sorted(latency for shard in shards for latency in shard.latencies)
     statuses: Counter[str] = Counter()
     for shard in shards:
@@ -64,6 +108,9 @@ def summarize(
     load_s = max(shard.last_answer for shard in shards) - first_send
     logs_acked = sum(shard.logs_acked for shard in shards)
     requests = sum(statuses.values())
+
+    # Per log stored, or per log accepted where the bench cannot see the store (bare, --url).
+    logs = logs_acked if delivery is None else delivery.stored
 
     def ms(share: float) -> float:
         return round(percentile(latencies, share) * 1000, 2)
@@ -81,12 +128,16 @@ def summarize(
         lost=None if delivery is None else delivery.lost,
         duplicated=None if delivery is None else delivery.duplicated,
         load_generator_cpu_s=round(load_cpu_s, 2),
-        server_cpu_s=None if server_cpu_s is None else round(server_cpu_s, 2),
+        server_cpu_s=None if server_cpu is None else round(sum(server_cpu.values()), 2),
         target=target,
         requests=requests,
         logs_acked=logs_acked,
         load_s=round(load_s, 3),
         stored_unacknowledged=None if delivery is None else delivery.unacknowledged,
+        cpu_by_component=None
+        if server_cpu is None
+        else {name: component_cpu(seconds, logs) for name, seconds in server_cpu.items()},
+        redis_backlog=backlog,
     )
 
 
@@ -124,4 +175,21 @@ def render(summary: Summary, console: Console) -> None:
     table.add_row(
         "server CPU", "unknown (give --server-pid)" if server is None else f"{server:.2f} s"
     )
+    for name, cpu in (summary.cpu_by_component or {}).items():
+        table.add_row(f"  {name} CPU", describe_cpu(cpu))
+    if (backlog := summary.redis_backlog) is not None:
+        table.add_row(
+            "Redis memory per backlogged log",
+            f"{backlog.bytes_per_log:,.0f} B ({backlog.mib_per_million_logs:,.0f} MiB per million)",
+        )
     console.print(table)
+
+
+def describe_cpu(cpu: ComponentCpu) -> str:
+    """`1.20 s · 40 µs/log · 25,000 logs/s/core`, shorter when no log was counted."""
+    parts = [f"{cpu.cpu_s:.2f} s"]
+    if cpu.us_per_log is not None:
+        parts.append(f"{cpu.us_per_log:,.0f} µs/log")
+    if cpu.logs_per_s_per_core is not None:
+        parts.append(f"{cpu.logs_per_s_per_core:,.0f} logs/s/core")
+    return " · ".join(parts)

@@ -13,10 +13,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fleetlog.bench.cpu import tree_cpu_seconds
+from fleetlog.bench.cpu import CpuClock
 from fleetlog.bench.loadgen import LoadPlan, LoadResult, run_load
-from fleetlog.bench.report import Summary, summarize
-from fleetlog.bench.spawn import StackKind, Target, spawn_stack
+from fleetlog.bench.report import BacklogMemory, Summary, backlog_memory, summarize
+from fleetlog.bench.spawn import HeldWorker, StackKind, Target, spawn_stack
 from fleetlog.bench.verify import PostgresLogs, SqliteLogs, StoredLogs, verify
 from fleetlog.bench.workload import Workload, WorkloadName
 from fleetlog.config import Settings
@@ -73,6 +73,7 @@ class BenchOptions:
     settle_timeout: float = 60.0
     timeout: float = 60.0
     idempotency_keys: bool = False
+    hold_worker: bool = False
 
 
 def build_workload(options: BenchOptions) -> Workload:
@@ -146,13 +147,15 @@ def open_target(
     """The server given by `--url`, or a stack started for this run (with these settings)."""
     if options.url is None:
         kind = options.spawn or "embedded"
-        with spawn_stack(kind, workers=options.workers, settings=settings) as target:
+        with spawn_stack(
+            kind, workers=options.workers, settings=settings, hold_worker=options.hold_worker
+        ) as target:
             yield target
         return
     yield Target(
         url=options.url.rstrip("/"),
         description=options.url,
-        server_pids=lambda: list(options.server_pids),
+        components=lambda: {"server": list(options.server_pids)},
         open_store=given_store(options),
     )
 
@@ -205,6 +208,17 @@ def acked_ranges(plan: LoadPlan, load: LoadResult) -> list[range]:
     return acked
 
 
+def release_worker(
+    held: HeldWorker, *, used_memory_before: int, load: LoadResult, console: Console
+) -> BacklogMemory:
+    """Read Redis while it holds every log the load got accepted, then start the worker."""
+    used_memory_after = held.redis_used_memory()
+    console.print("load done, Redis memory read: starting the held worker …")
+    held.start()
+    logs = sum(shard.logs_acked for shard in load.shards)
+    return backlog_memory(logs=logs, before=used_memory_before, after=used_memory_after)
+
+
 def run_bench(options: BenchOptions, console: Console) -> Summary:
     """Run the bench as asked; progress and notes go to `console`."""
     with open_target(options) as target, asyncio.Runner() as runner:
@@ -213,17 +227,23 @@ def run_bench(options: BenchOptions, console: Console) -> Summary:
         console.print(f"[bold]fleetlog bench[/] {workload.name} workload → {target.description}")
         # Opened before the load, so the first look at the store follows the last answer at once.
         store = None if target.open_store is None else runner.run(target.open_store())
+        held, backlog = target.held_worker, None
         try:
-            pids = target.server_pids()
-            server_cpu = tree_cpu_seconds(pids)
+            cpu = CpuClock(target.components)
+            used_memory_before = 0 if held is None else held.redis_used_memory()
             load = load_with_progress(plan, console)
+            if held is not None:
+                backlog = release_worker(
+                    held, used_memory_before=used_memory_before, load=load, console=console
+                )
+                cpu.start_late()
             delivery = None
             if store is not None:
                 console.print("waiting for every accepted log to be stored …")
                 acked = acked_ranges(plan, load)
                 settle_s = options.settle_timeout
                 delivery = runner.run(verify(store, workload, acked, settle_s=settle_s))
-            server_cpu = tree_cpu_seconds(pids) - server_cpu
+            server_cpu = cpu.elapsed()
         finally:
             if store is not None:
                 runner.run(store.close())
@@ -233,5 +253,6 @@ def run_bench(options: BenchOptions, console: Console) -> Summary:
         shards=load.shards,
         load_cpu_s=load.parent_cpu_s + sum(shard.cpu_s for shard in load.shards),
         delivery=delivery,
-        server_cpu_s=server_cpu if pids else None,
+        server_cpu=server_cpu,
+        backlog=backlog,
     )

@@ -2,7 +2,11 @@
 
 `embedded`: `fleetlog serve --workers N` on SQLite. `bare`: the ceiling app of `bare.py` on the
 same server stack. `redis-postgres`: private redis-server and PostgreSQL (`fleetlog.localstack`),
-`fleetlog migrate`, `fleetlog serve --workers N` and one `fleetlog worker`.
+`fleetlog migrate`, `fleetlog serve --workers N` and one `fleetlog worker`, which may be held
+back until the load ends (`HeldWorker`), so that Redis holds every accepted log.
+
+A target names its process trees by component (`api`: the serve process and its workers,
+`worker`, `redis`, `postgres`), so the bench can say where the server's CPU went.
 """
 
 import os
@@ -18,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import redis
+
 from fleetlog.bench.verify import PostgresLogs, SqliteLogs, StoredLogs
 from fleetlog.config import Settings
 from fleetlog.localstack import (
@@ -26,6 +32,7 @@ from fleetlog.localstack import (
     RedisServer,
     ServerError,
     free_port,
+    port_is_open,
     wait_until,
 )
 
@@ -40,13 +47,22 @@ DURABLE_POSTGRES = {"fsync": "on", "full_page_writes": "on"}
 
 
 @dataclass(frozen=True, kw_only=True)
+class HeldWorker:
+    """The worker of a stack that starts only when told: until then Redis keeps every log."""
+
+    start: Callable[[], None]
+    redis_used_memory: Callable[[], int]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Target:
-    """A server to load: where it listens, which processes it runs, where it stores logs."""
+    """A server to load: where it listens, its process trees by component, where it stores logs."""
 
     url: str
     description: str
-    server_pids: Callable[[], list[int]]
+    components: Callable[[], dict[str, list[int]]]
     open_store: Callable[[], Coroutine[Any, Any, StoredLogs]] | None
+    held_worker: HeldWorker | None = None
 
 
 class ServiceProcess:
@@ -78,6 +94,16 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    def wait_listening(self, port: int) -> None:
+        """Wait for the port it opens once started (a worker's /metrics)."""
+        wait_until(
+            lambda: port_is_open(port),
+            what=f"{self.argv[-1]} to listen on port {port}",
+            timeout=STARTUP_TIMEOUT_S,
+            logs=(self.log_path,),
+            alive=lambda: self.alive,
+        )
 
     def wait_healthy(self, url: str) -> None:
         wait_until(
@@ -128,6 +154,16 @@ def service_env(**settings: str) -> dict[str, str]:
     return env
 
 
+def redis_used_memory(url: str) -> int:
+    """Redis's `used_memory`: the bytes its data and its clients take, as `maxmemory` counts."""
+    with redis.Redis.from_url(url) as client:
+        return int(client.info("memory")["used_memory"])
+
+
+def pid_list(pid: int | None) -> list[int]:
+    return [] if pid is None else [pid]
+
+
 def fleetlog_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "fleetlog", *args]
 
@@ -170,7 +206,7 @@ class StackBuilder:
         return Target(
             url=url,
             description=f"embedded (SQLite), {self.workers} server process(es)",
-            server_pids=lambda: serve.pids,
+            components=lambda: {"api": serve.pids},
             open_store=open_store,
         )
 
@@ -184,24 +220,24 @@ class StackBuilder:
         return Target(
             url=url,
             description=f"bare ceiling (FastAPI on uvicorn), {self.workers} server process(es)",
-            server_pids=lambda: bare.pids,
+            components=lambda: {"api": bare.pids},
             open_store=None,
         )
 
-    def redis_postgres(self) -> Target:
+    def redis_postgres(self, *, hold_worker: bool) -> Target:
         redis_server = self.stack.enter_context(RedisServer(temp_prefix="fleetlog-bench-"))
         postgres = self.stack.enter_context(
             PostgresServer(DURABLE_POSTGRES, temp_prefix="fleetlog-bench-")
         )
         postgres.create_database(DATABASE)
         database_url = postgres.dsn(DATABASE)
-        port = free_port()
+        port, metrics_port = free_port(), free_port()
         url = f"http://{HOST}:{port}"
         env = service_env(
             redis_url=redis_server.url,
             database_url=database_url,
             data_dir=str(self.temp_dir / "data"),
-            worker_metrics_port=str(free_port()),
+            worker_metrics_port=str(metrics_port),
             log_level="WARNING",
             **self.settings,
         )
@@ -209,29 +245,55 @@ class StackBuilder:
         argv = fleetlog_argv("serve", "--port", str(port), "--workers", str(self.workers))
         serve = self.server("serve", argv, env, url)
         worker = self.process("worker", fleetlog_argv("worker"), env)
-        worker.start()
 
-        def server_pids() -> list[int]:
-            pids = [*serve.pids, *worker.pids, redis_server.pid, postgres.pid]
-            return [pid for pid in pids if pid is not None]
+        def start_worker() -> None:
+            # Its /metrics opens once it is started and migrated: the bench's CPU clock starts
+            # then, so the figures count the work on logs, not the imports.
+            worker.start()
+            worker.wait_listening(metrics_port)
+
+        held = None
+        if hold_worker:
+            held = HeldWorker(
+                start=start_worker, redis_used_memory=lambda: redis_used_memory(redis_server.url)
+            )
+        else:
+            start_worker()
+
+        def components() -> dict[str, list[int]]:
+            return {
+                "api": serve.pids,
+                "worker": worker.pids,
+                "redis": pid_list(redis_server.pid),
+                "postgres": pid_list(postgres.pid),
+            }
 
         return Target(
             url=url,
             description=(
-                f"redis-postgres, {self.workers} server process(es), 1 worker,"
+                f"redis-postgres, {self.workers} server process(es), 1 worker"
+                f"{' held until the load ends' if hold_worker else ''},"
                 " private redis-server and PostgreSQL"
             ),
-            server_pids=server_pids,
+            components=components,
             open_store=lambda: PostgresLogs.connect(database_url),
+            held_worker=held,
         )
 
 
 @contextmanager
 def spawn_stack(
-    kind: StackKind, *, workers: int, settings: Mapping[str, str] | None = None
+    kind: StackKind,
+    *,
+    workers: int,
+    settings: Mapping[str, str] | None = None,
+    hold_worker: bool = False,
 ) -> Iterator[Target]:
     """Start a whole local stack of `kind`; everything is stopped and removed on exit.
-    `settings` are more fleetlog settings for its processes (`max_event_age="691200"`)."""
+    `settings` are more fleetlog settings for its processes (`max_event_age="691200"`);
+    `hold_worker` (redis-postgres only) leaves its worker to `Target.held_worker.start`."""
+    if hold_worker and kind != "redis-postgres":
+        raise ValueError(f"only redis-postgres has a worker to hold, not {kind}")
     with ExitStack() as stack:
         builder = StackBuilder(stack, workers, settings or {})
         if kind == "embedded":
@@ -239,4 +301,4 @@ def spawn_stack(
         elif kind == "bare":
             yield builder.bare()
         else:
-            yield builder.redis_postgres()
+            yield builder.redis_postgres(hold_worker=hold_worker)
