@@ -18,14 +18,14 @@ import itertools
 import logging
 import string
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, ResponseError
 
 from fleetlog.errors import Misconfigured, QueueFull, StoreUnavailable
 from fleetlog.idempotency.answers import Mark, shard_of
@@ -33,6 +33,7 @@ from fleetlog.keys import Keys
 from fleetlog.metrics import STREAM_BACKLOG
 from fleetlog.queue.probes import Cached, failed_recently
 from fleetlog.records import MAX_BATCH, LogRecord, encode_records
+from fleetlog.redis_client import REDIS_ERRORS, Client
 from fleetlog.tracing import traceparent
 
 log = logging.getLogger(__name__)
@@ -97,12 +98,12 @@ def translated(what: str) -> Iterator[None]:
     """Redis errors become `StoreUnavailable`, once, here at the adapter's edge."""
     try:
         yield
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         log.warning("Redis cannot %s: %s", what, exc)
         raise StoreUnavailable(f"Redis cannot {what}", retry_after=RETRY_AFTER_S) from exc
 
 
-async def ensure_group(client: Redis, keys: Keys, shard: int) -> None:
+async def ensure_group(client: Client, keys: Keys, shard: int) -> None:
     """Create the shard's consumer group (and stream) if missing, reading from the very start.
 
     Looked for first: a Redis at maxmemory refuses XGROUP CREATE even for a group that exists,
@@ -123,9 +124,21 @@ async def ensure_group(client: Redis, keys: Keys, shard: int) -> None:
                 raise
 
 
-async def check_config(client: Redis) -> None:
-    """Refuse a Redis that may evict accepted logs, or a node of a Redis Cluster; warn when it
-    does not persist them."""
+async def check_config(client: Client) -> None:
+    """Refuse a Redis that may evict accepted logs, or a cluster node reached without a cluster
+    client; warn when it does not persist them. On a cluster, every master is checked."""
+    if isinstance(client, RedisCluster):
+        try:
+            await client.initialize()
+        except RedisClusterException as exc:
+            raise Misconfigured(
+                f"FLEETLOG_REDIS_URL names a Redis Cluster (cluster_enabled:1) that cannot serve "
+                f"fleetlog: {exc}"
+            ) from exc
+        configs: Any = await client.config_get("*", target_nodes=RedisCluster.PRIMARIES)
+        for node_config in configs.values():
+            check_persistence(node_config)
+        return
     try:
         cluster = await client.info("cluster")
     except ResponseError:
@@ -134,8 +147,8 @@ async def check_config(client: Redis) -> None:
         # One node's client sends every shard's XADD to it and is told MOVED for the shards
         # other masters own: most acknowledged logs would never reach a worker.
         raise Misconfigured(
-            "this Redis is a node of a Redis Cluster (cluster_enabled:1), which fleetlog does "
-            "not support yet: point FLEETLOG_REDIS_URL at a standalone Redis"
+            "this Redis is a node of a Redis Cluster (cluster_enabled:1) but fleetlog opened it "
+            "as a standalone Redis: set FLEETLOG_REDIS_CLUSTER=1"
         )
     try:
         config = await client.config_get("*")
@@ -146,6 +159,10 @@ async def check_config(client: Redis) -> None:
             exc,
         )
         return
+    check_persistence(config)
+
+
+def check_persistence(config: Mapping[Any, Any]) -> None:
     policy = config.get("maxmemory-policy", "noeviction")
     if policy != "noeviction":
         raise Misconfigured(
@@ -177,7 +194,7 @@ class RedisStreamQueue:
 
     def __init__(
         self,
-        client: Redis,
+        client: Client,
         *,
         keys: Keys,
         shards: int,
@@ -301,7 +318,7 @@ class RedisStreamQueue:
     async def ping(self) -> bool:
         try:
             return bool(await self.client.ping())
-        except RedisError:
+        except REDIS_ERRORS:
             return False
 
     async def writable(self) -> dict[str, bool]:
@@ -313,13 +330,16 @@ class RedisStreamQueue:
 
     async def _read_memory_headroom(self) -> bool:
         try:
-            info = await self.client.info("memory")
+            if isinstance(self.client, RedisCluster):
+                infos = await self.client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+            else:
+                infos = {"redis": await self.client.info("memory")}
         except ResponseError as exc:
             log.warning("cannot read Redis INFO memory (%s): its headroom goes unchecked", exc)
             return True
-        except RedisError:
+        except REDIS_ERRORS:
             return False
-        return has_headroom(info, self.memory_high_water)
+        return all(has_headroom(info, self.memory_high_water) for info in infos.values())
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -16,12 +16,12 @@ import re
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from fleetlog.keys import Keys
 from fleetlog.queue.redis_streams import translated
 from fleetlog.records import UndecodableRecords, decode_records
+from fleetlog.redis_client import Client
 from fleetlog.search.matcher import LogFields
 from fleetlog.tail.events import Place, Position, TailEvent, unknown_event_id
 
@@ -80,7 +80,7 @@ class StreamSource:
 
     def __init__(
         self,
-        client: Redis,
+        client: Client,
         *,
         keys: Keys,
         shards: int,

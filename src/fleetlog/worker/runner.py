@@ -431,7 +431,7 @@ async def run_worker(settings: Settings) -> None:
     """The `fleetlog worker` process: run until SIGTERM or SIGINT, then finish and exit."""
     if settings.redis_url is None or settings.database_url is None:
         raise Misconfigured("the worker needs FLEETLOG_REDIS_URL and FLEETLOG_DATABASE_URL")
-    client = connect(settings.redis_url)
+    client = connect(settings.redis_url, cluster=settings.redis_cluster)
     consumer = StreamConsumer(
         client,
         keys=Keys(settings.redis_namespace),
