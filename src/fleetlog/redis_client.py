@@ -4,7 +4,7 @@ A Redis Cluster gets redis-py's `RedisCluster`, which routes each command to the
 key's slot and follows the cluster through failovers and slot migrations (MOVED, ASK).
 """
 
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import redis
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -34,14 +34,22 @@ def connect(url: str, *, cluster: bool = False, socket_timeout: float = SOCKET_T
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
         )
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=MAX_CONNECTIONS,
-        timeout=socket_timeout,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_timeout,
-    )
-    return Redis.from_pool(pool)
+    return Redis.from_pool(BlockingConnectionPool.from_url(url, **pool_options(socket_timeout)))
+
+
+def connect_node(host: str, port: int, *, socket_timeout: float = SOCKET_TIMEOUT_S) -> Redis:
+    """A plain client of one node of a cluster, for what must go through one connection."""
+    options = pool_options(socket_timeout)
+    return Redis.from_pool(BlockingConnectionPool(host=host, port=port, **options))
+
+
+def pool_options(socket_timeout: float) -> dict[str, Any]:
+    return {
+        "max_connections": MAX_CONNECTIONS,
+        "timeout": socket_timeout,
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": socket_timeout,
+    }
 
 
 def is_cluster_node(url: str) -> bool:

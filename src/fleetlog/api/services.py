@@ -79,6 +79,8 @@ def choose_queue(settings: Settings, redis: Client | None) -> Queue:
         memory_high_water=settings.redis_memory_high_water,
         idempotency_ttl=settings.idempotency_ttl,
         traced=tracing_on(settings),
+        min_replica_acks=settings.redis_min_replica_acks,
+        replica_ack_timeout=settings.redis_replica_ack_timeout,
     )
 
 

@@ -32,6 +32,7 @@ from fleetlog.idempotency.answers import Mark, shard_of
 from fleetlog.keys import Keys
 from fleetlog.metrics import STREAM_BACKLOG
 from fleetlog.queue.probes import Cached, failed_recently
+from fleetlog.queue.replicated import ReplicatedEnqueue
 from fleetlog.records import MAX_BATCH, LogRecord, encode_records
 from fleetlog.redis_client import REDIS_ERRORS, Client
 from fleetlog.tracing import traceparent
@@ -190,6 +191,8 @@ class RedisStreamQueue:
         memory_high_water: the share of Redis maxmemory past which `writable` says no.
         idempotency_ttl: how long a request's Idempotency-Key is remembered once queued.
         traced: whether each entry carries its request's trace context.
+        min_replica_acks: replicas that must have an entry before `put` returns (WAIT).
+        replica_ack_timeout: how long `put` waits for them before it refuses.
     """
 
     def __init__(
@@ -203,6 +206,8 @@ class RedisStreamQueue:
         memory_high_water: float = 1.0,
         idempotency_ttl: timedelta = timedelta(days=1),
         traced: bool = False,
+        min_replica_acks: int = 0,
+        replica_ack_timeout: timedelta = timedelta(seconds=1),
     ) -> None:
         self.client = client
         self.idempotency_ms = max(1, int(idempotency_ttl.total_seconds() * 1000))
@@ -225,7 +230,17 @@ class RedisStreamQueue:
         self._memory_headroom = Cached(self._read_memory_headroom)
         self._turns = itertools.cycle(range(shards))
         self.traced = traced
-        self._enqueue = client.register_script(TRACED if traced else PLAIN)
+        script = client.register_script(TRACED if traced else PLAIN)
+        self._replicated = None
+        if min_replica_acks:
+            self._replicated = ReplicatedEnqueue(
+                client,
+                script,
+                replicas=min_replica_acks,
+                timeout=replica_ack_timeout,
+                retry_after=retry_after,
+            )
+        self._enqueue = self._replicated or script
         self._waiting: list[list[Pending]] = [[] for _ in range(shards)]
         self._senders: dict[int, asyncio.Task[None]] = {}
 
@@ -342,6 +357,8 @@ class RedisStreamQueue:
         return all(has_headroom(info, self.memory_high_water) for info in infos.values())
 
     async def close(self) -> None:
+        if self._replicated is not None:
+            await self._replicated.close()
         await self.client.aclose()
 
 
