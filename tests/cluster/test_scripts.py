@@ -83,6 +83,7 @@ async def test_every_script_runs_on_the_cluster_with_keys_of_one_slot(
             )
             await queue.start()
             await run_queue_scripts(client, queue)
+            assert await queue.writable() == {"enqueue": True, "redis_memory": True}
         await run_idempotency_scripts(client)
         await run_cache_and_lock_scripts(client)
         limiter = RedisRateLimiter(cluster_url, keys=KEYS)
