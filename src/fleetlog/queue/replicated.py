@@ -19,7 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import SlotNotCoveredError
+from redis.exceptions import NoScriptError, SlotNotCoveredError
 
 from fleetlog.errors import StoreUnavailable
 from fleetlog.redis_client import REDIS_ERRORS, Client, connect_node
@@ -47,10 +47,11 @@ class ReplicatedEnqueue:
     async def __call__(self, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
         master = self._master_of(keys[0])
         try:
-            async with master.pipeline(transaction=False) as pipe:
-                await self.script(keys=keys, args=args, client=pipe)
-                pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
-                entry_ids, acknowledged = await pipe.execute()
+            try:
+                entry_ids, acknowledged = await self._call(master, keys, args)
+            except NoScriptError:
+                await master.script_load(self.script.script)
+                entry_ids, acknowledged = await self._call(master, keys, args)
         except REDIS_ERRORS:
             await self._refresh()
             raise
@@ -61,6 +62,13 @@ class ReplicatedEnqueue:
                 retry_after=self.retry_after,
             )
         return entry_ids
+
+    async def _call(self, master: Redis, keys: Sequence[str], args: Sequence[Any]) -> list[Any]:
+        """EVALSHA then WAIT, in one round trip on one connection."""
+        async with master.pipeline(transaction=False) as pipe:
+            pipe.evalsha(self.script.sha, len(keys), *keys, *args)
+            pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
+            return list(await pipe.execute())
 
     def _master_of(self, key: str) -> Redis:
         if not isinstance(self.client, RedisCluster):
