@@ -92,7 +92,7 @@ def choose_registry(settings: Settings, store: LogStore, redis: Client | None) -
 
 
 def choose_answers(settings: Settings, store: LogStore, redis: Client | None) -> AnswerRegistry:
-    """Idempotency-Keys of requests where the queue marks them: Client, or SQLite embedded."""
+    """Idempotency-Keys of requests where the queue marks them: Redis, or SQLite embedded."""
     if redis is None:
         return SqliteAnswers(store.engine, ttl=settings.idempotency_ttl)
     keys = Keys(settings.redis_namespace)
