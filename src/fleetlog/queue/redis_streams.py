@@ -18,20 +18,21 @@ import itertools
 import logging
 import string
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, ResponseError
+from redis.exceptions import ResponseError
 
-from fleetlog.errors import Misconfigured, QueueFull, StoreUnavailable
+from fleetlog.errors import QueueFull, StoreUnavailable
 from fleetlog.idempotency.answers import Mark, shard_of
 from fleetlog.keys import Keys
 from fleetlog.metrics import STREAM_BACKLOG
 from fleetlog.queue.probes import Cached, failed_recently
+from fleetlog.queue.redis_config import check_config
 from fleetlog.queue.replicated import ReplicatedEnqueue
 from fleetlog.records import MAX_BATCH, LogRecord, encode_records
 from fleetlog.redis_client import REDIS_ERRORS, Client
@@ -123,60 +124,6 @@ async def ensure_group(client: Client, keys: Keys, shard: int) -> None:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
-
-
-async def check_config(client: Client) -> None:
-    """Refuse a Redis that may evict accepted logs, or a cluster node reached without a cluster
-    client; warn when it does not persist them. On a cluster, every master is checked."""
-    if isinstance(client, RedisCluster):
-        try:
-            await client.initialize()
-        except RedisClusterException as exc:
-            raise Misconfigured(
-                f"FLEETLOG_REDIS_URL names a Redis Cluster (cluster_enabled:1) that cannot serve "
-                f"fleetlog: {exc}"
-            ) from exc
-        configs: Any = await client.config_get("*", target_nodes=RedisCluster.PRIMARIES)
-        for node_config in configs.values():
-            check_persistence(node_config)
-        return
-    try:
-        cluster = await client.info("cluster")
-    except ResponseError:
-        cluster = {}  # a Redis that hides INFO cluster runs no cluster of its own
-    if cluster.get("cluster_enabled"):
-        # One node's client sends every shard's XADD to it and is told MOVED for the shards
-        # other masters own: most acknowledged logs would never reach a worker.
-        raise Misconfigured(
-            "this Redis is a node of a Redis Cluster (cluster_enabled:1) but fleetlog opened it "
-            "as a standalone Redis: set FLEETLOG_REDIS_CLUSTER=1"
-        )
-    try:
-        config = await client.config_get("*")
-    except ResponseError as exc:
-        log.warning(
-            "cannot read Redis CONFIG (%s): make sure maxmemory-policy is noeviction and "
-            "appendonly is yes (docs/durability.md)",
-            exc,
-        )
-        return
-    check_persistence(config)
-
-
-def check_persistence(config: Mapping[Any, Any]) -> None:
-    policy = config.get("maxmemory-policy", "noeviction")
-    if policy != "noeviction":
-        raise Misconfigured(
-            f"Redis maxmemory-policy is {policy}: it may evict logs nobody has stored yet; "
-            "set it to noeviction"
-        )
-    if config.get("appendonly") != "yes":
-        log.warning(
-            "Redis runs without AOF (appendonly no): a Redis crash loses logs already "
-            "acknowledged; see docs/durability.md"
-        )
-    elif config.get("appendfsync") != "always":
-        log.info("Redis AOF fsyncs every second: a machine crash may lose the last second")
 
 
 class RedisStreamQueue:

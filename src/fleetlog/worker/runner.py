@@ -42,7 +42,8 @@ from fleetlog.metrics import (
 )
 from fleetlog.queue.console import QueueConsole
 from fleetlog.queue.consumer import StreamConsumer, StreamEntry
-from fleetlog.queue.redis_streams import check_config, translated
+from fleetlog.queue.redis_config import check_config
+from fleetlog.queue.redis_streams import translated
 from fleetlog.records import UndecodableRecords, check_wire_header, decode_records
 from fleetlog.redis_client import connect
 from fleetlog.retention.service import Retention
