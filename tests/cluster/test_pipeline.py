@@ -70,13 +70,13 @@ class Load:
 
 
 @asynccontextmanager
-async def loaded(settings: Settings) -> AsyncIterator[tuple[FastAPI, Load]]:
+async def loaded(settings: Settings) -> AsyncIterator[Load]:
     """The API in-process, a worker, and the senders running until the block ends."""
     async with running_app(settings) as app, client_of(app) as http, running_worker(settings):
         load = Load(http)
         senders = [asyncio.create_task(load.send(sender)) for sender in range(SENDERS)]
         try:
-            yield app, load
+            yield load
         finally:
             load.stopping.set()
             await asyncio.gather(*senders)
@@ -101,7 +101,7 @@ async def test_logs_spread_over_the_masters_and_are_stored_once(
     redis_cluster: LocalCluster, cluster_url: str, pg_url: str, tmp_path: Path
 ) -> None:
     settings = cluster_settings(cluster_url, pg_url, tmp_path, stream_shards=8)
-    async with loaded(settings) as (_, load):
+    async with loaded(settings) as load:
         await wait_for(load.acknowledged_past(800), what="800 logs acknowledged")
 
     await assert_stored_once(Table(pg_url), load.acknowledged)
@@ -123,7 +123,7 @@ async def test_a_master_killed_under_load_fails_over_and_loses_no_acknowledged_l
         redis_replica_ack_timeout=timedelta(seconds=2),
     )
     victim = redis_cluster.master_of(KEYS.stream(0))
-    async with loaded(settings) as (_, load):
+    async with loaded(settings) as load:
         await wait_for(load.acknowledged_past(400), what="logs acknowledged before the kill")
         victim.kill()
         await wait_for(refused(load), what="a 503 while the master is down", within=WITHIN_S)
@@ -145,7 +145,7 @@ async def test_a_shard_slot_migrated_while_ingest_runs_loses_nothing(
 ) -> None:
     settings = cluster_settings(cluster_url, pg_url, tmp_path)
     stream = KEYS.stream(0)
-    async with loaded(settings) as (_, load):
+    async with loaded(settings) as load:
         await wait_for(load.acknowledged_past(400), what="logs acknowledged before the move")
         source = redis_cluster.master_of(stream)
         target = next(node for node in redis_cluster.masters() if node is not source)
