@@ -1,1 +1,6 @@
-pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.app", "tests.fixtures.pipeline"]
+pytest_plugins = [
+    "tests.fixtures.servers",
+    "tests.fixtures.app",
+    "tests.fixtures.pipeline",
+    "tests.fixtures.cluster",
+]

@@ -30,11 +30,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import cast
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from fleetlog.keys import Keys
 from fleetlog.metrics import CACHE_REQUESTS
+from fleetlog.redis_client import REDIS_ERRORS, Client
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +67,8 @@ class QueryCache:
 
     def __init__(
         self,
-        counters: Redis,
-        answers: Redis | None,
+        counters: Client,
+        answers: Client | None,
         keys: Keys,
         *,
         answers_ttl: timedelta,
@@ -122,7 +120,7 @@ class QueryCache:
         """The current tag of `versions`, and the answer kept under `key` if its tag is it."""
         try:
             tag, entry = await asyncio.gather(self._tag(versions), self.answers.get(key))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._failed(cache, exc)
             return b"", None
         stored_tag, _, answer = cast(bytes, entry or b"").partition(b"\n")
@@ -137,13 +135,13 @@ class QueryCache:
             if self.shared and not await self._room_for(len(answer)):
                 return
             await self.answers.set(key, tag + b"\n" + answer, ex=self.answers_ttl)
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._failed(cache, exc)
 
     async def stats(self) -> bytes | None:
         try:
             answer = cast(bytes | None, await self.answers.get(self.keys.cache_stats()))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._failed("stats", exc)
             return None
         CACHE_REQUESTS.labels("stats", "hit" if answer else "miss").inc()
@@ -154,7 +152,7 @@ class QueryCache:
             if self.shared and not await self._room_for(len(answer)):
                 return
             await self.answers.set(self.keys.cache_stats(), answer, ex=self.stats_ttl)
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._failed("stats", exc)
 
     async def _tag(self, versions: Sequence[str]) -> bytes:
@@ -180,6 +178,6 @@ class QueryCache:
         args = [size, self.max_bytes, 2 * self.answers_ttl]
         return bool(await self._reserve(keys=keys, args=args))
 
-    def _failed(self, cache: str, exc: RedisError) -> None:
+    def _failed(self, cache: str, exc: Exception) -> None:
         CACHE_REQUESTS.labels(cache, "error").inc()
         log.warning("query cache unavailable, answering from the database: %s", exc)

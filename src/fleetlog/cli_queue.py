@@ -43,7 +43,7 @@ def on_redis(action: Callable[[QueueConsole, DeadLetters], Awaitable[T]]) -> T:
     url = settings.redis_url
 
     async def run() -> T:
-        client = connect(url)
+        client = connect(url, cluster=settings.redis_cluster)
         keys, shards = Keys(settings.redis_namespace), settings.stream_shards
         try:
             return await action(

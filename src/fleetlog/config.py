@@ -114,6 +114,14 @@ class Settings(BaseSettings):
     replica_max_lag: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(seconds=5)
 
     redis_namespace: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")] = "fleetlog"
+    # Redis Cluster (docs/durability.md): forced on here, else detected from INFO cluster.
+    redis_cluster: bool = False
+    # Replicas that must have each accepted entry (WAIT) before its 2xx; 0: asynchronous.
+    redis_min_replica_acks: Annotated[int, Field(ge=0)] = 0
+    # Bounded below the Redis client's socket timeout (redis_client.py), which WAIT must not hit.
+    redis_replica_ack_timeout: Annotated[
+        Duration, Field(gt=timedelta(0), le=timedelta(seconds=4))
+    ] = timedelta(seconds=1)
     stream_shards: Annotated[int, Field(gt=0, le=1024)] = 4
     max_deliveries: PositiveInt = 5
     claim_idle: Duration = timedelta(seconds=30)

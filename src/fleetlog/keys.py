@@ -1,7 +1,9 @@
 """Every Redis key, stream and group name of fleetlog, derived from one namespace.
 
 Each shard's keys share a hash tag (`{s<n>}`), so the scripts that touch a stream and its
-counters together stay valid on a Redis Cluster. With the default namespace `fleetlog`:
+counters together stay valid on a Redis Cluster, where the shards spread over the masters;
+every script's keys hash to one slot (tests/cluster/test_scripts.py). With the default
+namespace `fleetlog`:
 
 | key                          | type    | what                                                    |
 |------------------------------|---------|---------------------------------------------------------|

@@ -150,7 +150,7 @@ class TestStartupChecks:
         with RedisServer(["--appendonly", "no"]) as server:
             queue = make_queue(server.url)
             try:
-                with caplog.at_level(logging.WARNING, "fleetlog.queue.redis_streams"):
+                with caplog.at_level(logging.WARNING, "fleetlog.queue.redis_config"):
                     await queue.start()
             finally:
                 await queue.close()

@@ -9,11 +9,11 @@ from typing import Any
 
 from dramatiq.message import Message
 from pydantic import BaseModel, Field
-from redis.asyncio import Redis
 
 from fleetlog.alerts.jobs import QUEUE
 from fleetlog.keys import Keys
 from fleetlog.queue.redis_streams import translated
+from fleetlog.redis_client import Client
 
 LAST = 10
 
@@ -65,7 +65,7 @@ def job_out(raw: bytes, *, failed_at: float | None = None) -> JobOut:
 class JobsView:
     """Counts and the last messages of the webhook queue, its delayed and its dead."""
 
-    def __init__(self, redis: Redis, *, keys: Keys) -> None:
+    def __init__(self, redis: Client, *, keys: Keys) -> None:
         self.redis = redis
         self.prefix = f"{keys.jobs}:{QUEUE}"
 

@@ -9,10 +9,9 @@ counter is raised past it and the lock taken anew (`raise_past`).
 
 from datetime import timedelta
 
-from redis.asyncio import Redis
-
 from fleetlog.keys import Keys
 from fleetlog.queue.redis_streams import translated
+from fleetlog.redis_client import Client
 
 ACQUIRE = """
 local held = redis.call('get', KEYS[1])
@@ -45,7 +44,7 @@ return 1
 class FencedLock:
     """The evaluator's lock, held by `owner`; `acquire` also renews."""
 
-    def __init__(self, redis: Redis, *, keys: Keys, owner: str, ttl: timedelta) -> None:
+    def __init__(self, redis: Client, *, keys: Keys, owner: str, ttl: timedelta) -> None:
         self.redis = redis
         self.keys = (keys.alert_lock(), keys.alert_fence())
         self.owner = owner

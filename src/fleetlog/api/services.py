@@ -5,8 +5,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
-
 from fleetlog.cache import QueryCache
 from fleetlog.config import Settings
 from fleetlog.counts import CountQuery
@@ -23,7 +21,7 @@ from fleetlog.query import Cursors, LogQuery
 from fleetlog.queue import Queue
 from fleetlog.queue.local import LocalQueue
 from fleetlog.queue.redis_streams import RedisStreamQueue, translated
-from fleetlog.redis_client import connect
+from fleetlog.redis_client import Client, connect
 from fleetlog.retention.service import OnDeleted, Retention
 from fleetlog.store.engine import create_replica_engines, create_store_engine
 from fleetlog.store.logs import LogStore
@@ -67,7 +65,7 @@ class Services:
         return await self.queue.writable()
 
 
-def choose_queue(settings: Settings, redis: Redis | None) -> Queue:
+def choose_queue(settings: Settings, redis: Client | None) -> Queue:
     """The embedded group commit, or Redis Streams in front of PostgreSQL and the worker."""
     retry_after = settings.retry_after.total_seconds()
     if redis is None:
@@ -88,17 +86,19 @@ def choose_queue(settings: Settings, redis: Redis | None) -> Queue:
         memory_high_water=settings.redis_memory_high_water,
         idempotency_ttl=settings.idempotency_ttl,
         traced=tracing_on(settings),
+        min_replica_acks=settings.redis_min_replica_acks,
+        replica_ack_timeout=settings.redis_replica_ack_timeout,
     )
 
 
-def choose_registry(settings: Settings, store: LogStore, redis: Redis | None) -> Registry:
+def choose_registry(settings: Settings, store: LogStore, redis: Client | None) -> Registry:
     """Idempotency keys beside the queue: in Redis for the pipeline, in SQLite embedded."""
     if redis is None:
         return SqliteRegistry(store.engine, ttl=settings.idempotency_ttl)
     return RedisRegistry(redis, keys=Keys(settings.redis_namespace), ttl=settings.idempotency_ttl)
 
 
-def choose_answers(settings: Settings, store: LogStore, redis: Redis | None) -> AnswerRegistry:
+def choose_answers(settings: Settings, store: LogStore, redis: Client | None) -> AnswerRegistry:
     """Idempotency-Keys of requests where the queue marks them: Redis, or SQLite embedded."""
     if redis is None:
         return SqliteAnswers(store.engine, ttl=settings.idempotency_ttl)
@@ -108,7 +108,7 @@ def choose_answers(settings: Settings, store: LogStore, redis: Redis | None) -> 
     )
 
 
-def open_tail(settings: Settings, store: LogStore, redis: Redis | None) -> TailHub:
+def open_tail(settings: Settings, store: LogStore, redis: Client | None) -> TailHub:
     """The live tail: XREAD on the shard streams, or a poll of the embedded store."""
     source: Source = StoreSource(store.engine, interval=settings.tail_poll_interval.total_seconds())
     if redis is not None:
@@ -123,7 +123,7 @@ def open_tail(settings: Settings, store: LogStore, redis: Redis | None) -> TailH
     )
 
 
-def retiring_answers(redis: Redis | None, keys: Keys) -> OnDeleted | None:
+def retiring_answers(redis: Client | None, keys: Keys) -> OnDeleted | None:
     """After retention removed logs, the pipeline's cached answers that may show them retire
     (the worker does the same after its own passes)."""
     if redis is None:
@@ -153,13 +153,13 @@ async def retention_passes(settings: Settings, retention: Retention) -> AsyncIte
         await task
 
 
-def pipeline_redis(settings: Settings) -> Redis | None:
+def pipeline_redis(settings: Settings) -> Client | None:
     """The Redis client of the pipeline (queue and query cache); None when embedded."""
     if settings.embedded:
         return None
     if settings.redis_url is None:
         raise Misconfigured("with FLEETLOG_DATABASE_URL, fleetlog needs FLEETLOG_REDIS_URL too")
-    return connect(settings.redis_url)
+    return connect(settings.redis_url, cluster=settings.redis_cluster)
 
 
 @asynccontextmanager

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
 from fleetlog.idempotency import new_token
 from fleetlog.idempotency.answers import PENDING_TTL, Answer, Found, Queued, Ticket, shard_of
 from fleetlog.idempotency.redis_registry import milliseconds
 from fleetlog.keys import Keys
 from fleetlog.queue.redis_streams import translated
+from fleetlog.redis_client import Client
 
 # ARGV: token, fingerprint, pending ms. A free key is claimed (nil); else its fields.
 CLAIM = """
@@ -49,7 +49,7 @@ def from_micros(value: bytes) -> datetime:
 class RedisAnswers:
     def __init__(
         self,
-        redis: Redis,
+        redis: Client,
         *,
         keys: Keys,
         shards: int,

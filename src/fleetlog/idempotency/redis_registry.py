@@ -5,15 +5,17 @@ A key holds the token of the request storing its record (expiring after the pend
 request may live on any node of a Redis Cluster; a request's keys go in one round trip.
 """
 
+import asyncio
 from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from fleetlog.idempotency import PENDING_TTL, Claim, Seen, digest, new_token
 from fleetlog.keys import Keys
 from fleetlog.queue.redis_streams import translated
+from fleetlog.redis_client import Client
 
 STORED = b"s"
 # The holder of a free key becomes this request; else the holder is answered.
@@ -43,7 +45,7 @@ def milliseconds(duration: timedelta) -> int:
 class RedisRegistry:
     def __init__(
         self,
-        redis: Redis,
+        redis: Client,
         *,
         keys: Keys,
         ttl: timedelta,
@@ -75,12 +77,19 @@ class RedisRegistry:
     async def run(
         self, script: Any, keys: Collection[str], token: str, ttl_ms: int | None, what: str
     ) -> list[Any]:
-        """The script on every key, in one round trip; Redis errors are StoreUnavailable."""
+        """The script on every key, in one round trip; Redis errors are StoreUnavailable.
+
+        A cluster pipeline cannot carry scripts: there each key's call goes to its own master,
+        all at once."""
         if not keys:
             return []
         args = [token] if ttl_ms is None else [token, ttl_ms]
+        names = [self.keys.idempotency(digest(key)) for key in keys]
         with translated(what):
+            if isinstance(self.redis, RedisCluster):
+                calls = (script(keys=[name], args=args) for name in names)
+                return list(await asyncio.gather(*calls))
             async with self.redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    await script(keys=[self.keys.idempotency(digest(key))], args=args, client=pipe)
+                for name in names:
+                    await script(keys=[name], args=args, client=pipe)
                 return list(await pipe.execute())

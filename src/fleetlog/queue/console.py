@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from fleetlog.keys import Keys
 from fleetlog.queue.redis_streams import translated
+from fleetlog.redis_client import Client
 
 NO_QUEUE = (
     "embedded fleetlog commits each request before answering it: it has no queue backlog, "
@@ -131,7 +131,7 @@ class QueueConsole:
         shards: how many shard streams there are.
     """
 
-    def __init__(self, client: Redis, *, keys: Keys, shards: int) -> None:
+    def __init__(self, client: Client, *, keys: Keys, shards: int) -> None:
         self.client = client
         self.keys = keys
         self.shards = shards
@@ -146,10 +146,11 @@ class QueueConsole:
         return status
 
     async def _read(self, shards: Sequence[int]) -> list[ShardOut]:
-        """The shards' numbers, read in one round trip."""
+        """The shards' numbers, read in one round trip after Redis's clock (which a cluster
+        pipeline, sending each command to its key's master, cannot carry)."""
         with translated("read the queue's status"):
+            clock = await self.client.time()
             async with self.client.pipeline(transaction=False) as pipe:
-                pipe.time()
                 for shard in shards:
                     stream = self.keys.stream(shard)
                     pipe.get(self.keys.backlog(shard))
@@ -163,9 +164,9 @@ class QueueConsole:
             for reply in replies:
                 if isinstance(reply, Exception) and not is_no_group(reply):
                     raise reply
-        now_ms = replies[0][0] * 1000 + replies[0][1] // 1000
+        now_ms = clock[0] * 1000 + clock[1] // 1000
         return [
-            shard_of(shard, replies[1 + i * READS : 1 + (i + 1) * READS], now_ms=now_ms)
+            shard_of(shard, replies[i * READS : (i + 1) * READS], now_ms=now_ms)
             for i, shard in enumerate(shards)
         ]
 

@@ -10,11 +10,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from fleetlog.keys import Keys
 from fleetlog.queue.redis_streams import ensure_group, translated
+from fleetlog.redis_client import Client
 
 # KEYS: stream, backlog, stored total. ARGV: group, then (entry id, logs) pairs. Returns the
 # logs freed, which are added to the shard's stored total (see `queue.console`).
@@ -84,7 +84,7 @@ class StreamConsumer:
         name: this consumer's name, unique among live workers.
     """
 
-    def __init__(self, client: Redis, *, keys: Keys, shards: int, name: str) -> None:
+    def __init__(self, client: Client, *, keys: Keys, shards: int, name: str) -> None:
         self.client = client
         self.keys = keys
         self.shards = shards

@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from redis.asyncio import Redis
 
 from fleetlog.errors import InvalidParameter, NotFound
 from fleetlog.keys import Keys
 from fleetlog.queue.console import text
 from fleetlog.queue.redis_streams import translated
 from fleetlog.records import LogRecord, UndecodableRecords, decode_records
+from fleetlog.redis_client import Client
 
 DEAD_ID = re.compile(r"(\d{1,4})-(\d{1,15})-(\d{1,15})")
 PAGE = 100
@@ -115,7 +115,7 @@ class DeadLetters:
         shards: how many shard streams there are.
     """
 
-    def __init__(self, client: Redis, *, keys: Keys, shards: int) -> None:
+    def __init__(self, client: Client, *, keys: Keys, shards: int) -> None:
         self.client = client
         self.keys = keys
         self.shards = shards

@@ -24,15 +24,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ResponseError
 
-from fleetlog.errors import Misconfigured, QueueFull, StoreUnavailable
+from fleetlog.errors import QueueFull, StoreUnavailable
 from fleetlog.idempotency.answers import Mark, shard_of
 from fleetlog.keys import Keys
 from fleetlog.metrics import STREAM_BACKLOG
 from fleetlog.queue.probes import Cached, failed_recently
+from fleetlog.queue.redis_config import check_config
+from fleetlog.queue.replicated import ReplicatedEnqueue
 from fleetlog.records import MAX_BATCH, LogRecord, encode_records
+from fleetlog.redis_client import REDIS_ERRORS, Client
 from fleetlog.tracing import traceparent
 
 log = logging.getLogger(__name__)
@@ -97,12 +100,12 @@ def translated(what: str) -> Iterator[None]:
     """Redis errors become `StoreUnavailable`, once, here at the adapter's edge."""
     try:
         yield
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         log.warning("Redis cannot %s: %s", what, exc)
         raise StoreUnavailable(f"Redis cannot {what}", retry_after=RETRY_AFTER_S) from exc
 
 
-async def ensure_group(client: Redis, keys: Keys, shard: int) -> None:
+async def ensure_group(client: Client, keys: Keys, shard: int) -> None:
     """Create the shard's consumer group (and stream) if missing, reading from the very start.
 
     Looked for first: a Redis at maxmemory refuses XGROUP CREATE even for a group that exists,
@@ -123,44 +126,6 @@ async def ensure_group(client: Redis, keys: Keys, shard: int) -> None:
                 raise
 
 
-async def check_config(client: Redis) -> None:
-    """Refuse a Redis that may evict accepted logs, or a node of a Redis Cluster; warn when it
-    does not persist them."""
-    try:
-        cluster = await client.info("cluster")
-    except ResponseError:
-        cluster = {}  # a Redis that hides INFO cluster runs no cluster of its own
-    if cluster.get("cluster_enabled"):
-        # One node's client sends every shard's XADD to it and is told MOVED for the shards
-        # other masters own: most acknowledged logs would never reach a worker.
-        raise Misconfigured(
-            "this Redis is a node of a Redis Cluster (cluster_enabled:1), which fleetlog does "
-            "not support yet: point FLEETLOG_REDIS_URL at a standalone Redis"
-        )
-    try:
-        config = await client.config_get("*")
-    except ResponseError as exc:
-        log.warning(
-            "cannot read Redis CONFIG (%s): make sure maxmemory-policy is noeviction and "
-            "appendonly is yes (docs/durability.md)",
-            exc,
-        )
-        return
-    policy = config.get("maxmemory-policy", "noeviction")
-    if policy != "noeviction":
-        raise Misconfigured(
-            f"Redis maxmemory-policy is {policy}: it may evict logs nobody has stored yet; "
-            "set it to noeviction"
-        )
-    if config.get("appendonly") != "yes":
-        log.warning(
-            "Redis runs without AOF (appendonly no): a Redis crash loses logs already "
-            "acknowledged; see docs/durability.md"
-        )
-    elif config.get("appendfsync") != "always":
-        log.info("Redis AOF fsyncs every second: a machine crash may lose the last second")
-
-
 class RedisStreamQueue:
     """Queue for Redis mode: `put` returns once Redis has the request's entry.
 
@@ -173,11 +138,13 @@ class RedisStreamQueue:
         memory_high_water: the share of Redis maxmemory past which `writable` says no.
         idempotency_ttl: how long a request's Idempotency-Key is remembered once queued.
         traced: whether each entry carries its request's trace context.
+        min_replica_acks: replicas that must have an entry before `put` returns (WAIT).
+        replica_ack_timeout: how long `put` waits for them before it refuses.
     """
 
     def __init__(
         self,
-        client: Redis,
+        client: Client,
         *,
         keys: Keys,
         shards: int,
@@ -186,6 +153,8 @@ class RedisStreamQueue:
         memory_high_water: float = 1.0,
         idempotency_ttl: timedelta = timedelta(days=1),
         traced: bool = False,
+        min_replica_acks: int = 0,
+        replica_ack_timeout: timedelta = timedelta(seconds=1),
     ) -> None:
         self.client = client
         self.idempotency_ms = max(1, int(idempotency_ttl.total_seconds() * 1000))
@@ -208,7 +177,17 @@ class RedisStreamQueue:
         self._memory_headroom = Cached(self._read_memory_headroom)
         self._turns = itertools.cycle(range(shards))
         self.traced = traced
-        self._enqueue = client.register_script(TRACED if traced else PLAIN)
+        script = client.register_script(TRACED if traced else PLAIN)
+        self._replicated = None
+        if min_replica_acks:
+            self._replicated = ReplicatedEnqueue(
+                client,
+                script,
+                replicas=min_replica_acks,
+                timeout=replica_ack_timeout,
+                retry_after=retry_after,
+            )
+        self._enqueue = self._replicated or script
         self._waiting: list[list[Pending]] = [[] for _ in range(shards)]
         self._senders: dict[int, asyncio.Task[None]] = {}
 
@@ -301,7 +280,7 @@ class RedisStreamQueue:
     async def ping(self) -> bool:
         try:
             return bool(await self.client.ping())
-        except RedisError:
+        except REDIS_ERRORS:
             return False
 
     async def writable(self) -> dict[str, bool]:
@@ -313,15 +292,20 @@ class RedisStreamQueue:
 
     async def _read_memory_headroom(self) -> bool:
         try:
-            info = await self.client.info("memory")
+            if isinstance(self.client, RedisCluster):
+                infos = await self.client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+            else:
+                infos = {"redis": await self.client.info("memory")}
         except ResponseError as exc:
             log.warning("cannot read Redis INFO memory (%s): its headroom goes unchecked", exc)
             return True
-        except RedisError:
+        except REDIS_ERRORS:
             return False
-        return has_headroom(info, self.memory_high_water)
+        return all(has_headroom(info, self.memory_high_water) for info in infos.values())
 
     async def close(self) -> None:
+        if self._replicated is not None:
+            await self._replicated.close()
         await self.client.aclose()
 
 

@@ -3,12 +3,10 @@
 import logging
 import time
 
-from redis.exceptions import RedisError
-
 from fleetlog.keys import Keys
 from fleetlog.metrics import RATE_LIMIT_ERRORS
 from fleetlog.ratelimit import MICROS, Decision, Limit
-from fleetlog.redis_client import connect
+from fleetlog.redis_client import REDIS_ERRORS, connect
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +49,12 @@ class RedisRateLimiter:
             allowed, remaining, retry_us, reset_us = await self.script(
                 keys=[self.keys.rate_limit(subject)], args=[limit.interval_us, limit.burst]
             )
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._warn(exc)
             return Decision(True, limit.burst, 0.0, 0.0)
         return Decision(bool(allowed), int(remaining), retry_us / MICROS, reset_us / MICROS)
 
-    def _warn(self, exc: RedisError) -> None:
+    def _warn(self, exc: Exception) -> None:
         RATE_LIMIT_ERRORS.inc()
         now = time.monotonic()
         if now - self._warned_at >= WARN_EVERY_S:

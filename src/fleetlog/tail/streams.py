@@ -11,17 +11,19 @@ One XREAD names every shard's stream: on a Redis Cluster, where the shards' hash
 them over nodes, it would take one XREAD per node.
 """
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from fleetlog.keys import Keys
 from fleetlog.queue.redis_streams import translated
 from fleetlog.records import UndecodableRecords, decode_records
+from fleetlog.redis_client import Client
 from fleetlog.search.matcher import LogFields
 from fleetlog.tail.events import Place, Position, TailEvent, unknown_event_id
 
@@ -80,7 +82,7 @@ class StreamSource:
 
     def __init__(
         self,
-        client: Redis,
+        client: Client,
         *,
         keys: Keys,
         shards: int,
@@ -109,7 +111,7 @@ class StreamSource:
             stream: entry_id(place) for stream, place in zip(self.streams, after, strict=True)
         }
         with translated("read the streams"):
-            reply: Any = await self.client.xread(last, count=self.count, block=self.block_ms)
+            reply: Any = await self._xread(last)
         events: list[TailEvent] = []
         position = list(after)
         for stream, entries in reply or ():
@@ -118,6 +120,18 @@ class StreamSource:
                 events += entry_events(shard, found, fields)
                 position[shard] = (*entry_place(found), WHOLE)
         return events, tuple(position)
+
+    async def _xread(self, last: Any) -> Any:
+        """One XREAD over every stream; on a cluster, whose streams live on several masters,
+        one per stream at once, answered when the last one is: a quiet shard then holds the
+        others' new logs back for up to `block_ms`."""
+        if not isinstance(self.client, RedisCluster):
+            return await self.client.xread(last, count=self.count, block=self.block_ms)
+        reads = (
+            self.client.xread({stream: after}, count=self.count, block=self.block_ms)
+            for stream, after in last.items()
+        )
+        return [found for reply in await asyncio.gather(*reads) for found in reply or ()]
 
     async def replay(self, after: Position, until: Position) -> AsyncGenerator[TailEvent]:
         for shard, (start, end) in enumerate(zip(after, until, strict=True)):

@@ -42,7 +42,8 @@ from fleetlog.metrics import (
 )
 from fleetlog.queue.console import QueueConsole
 from fleetlog.queue.consumer import StreamConsumer, StreamEntry
-from fleetlog.queue.redis_streams import check_config, translated
+from fleetlog.queue.redis_config import check_config
+from fleetlog.queue.redis_streams import translated
 from fleetlog.records import UndecodableRecords, check_wire_header, decode_records
 from fleetlog.redis_client import connect
 from fleetlog.retention.service import Retention
@@ -431,7 +432,7 @@ async def run_worker(settings: Settings) -> None:
     """The `fleetlog worker` process: run until SIGTERM or SIGINT, then finish and exit."""
     if settings.redis_url is None or settings.database_url is None:
         raise Misconfigured("the worker needs FLEETLOG_REDIS_URL and FLEETLOG_DATABASE_URL")
-    client = connect(settings.redis_url)
+    client = connect(settings.redis_url, cluster=settings.redis_cluster)
     consumer = StreamConsumer(
         client,
         keys=Keys(settings.redis_namespace),
