@@ -393,11 +393,8 @@ class Worker:
                 await self.consumer.bump_cache_generation()
                 return
             except StoreUnavailable:
-                pass
-            except Exception:
-                log.exception("retiring the cached answers failed; retrying")
-            if not await self._pause(backoff.next()):
-                return
+                if not await self._pause(backoff.next()):
+                    return
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep unless stopping; False once the worker is stopping."""
