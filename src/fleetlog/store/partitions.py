@@ -3,7 +3,9 @@
 
 A partition covers one UTC day of event time, `[day 00:00, next day 00:00)`, and is named
 `logs_pYYYYMMDD`. Rows for days without a partition land in `logs_default`; when that day's
-partition is created later, they move into it in the same transaction.
+partition is created later, they move into it in the same transaction, which holds `logs`
+exclusively: a query planned while the rows move would scan the default partition after they
+left it and not the partition they went to, and find none of them.
 """
 
 import re
@@ -15,6 +17,9 @@ import asyncpg  # type: ignore[import-untyped]
 PARTITION_NAME = re.compile(r"^logs_p(\d{8})$")
 # One worker at a time maintains partitions; the others skip the round.
 MAINTENANCE_LOCK = 0x666C6F67
+# How long creating a partition waits for the queries and writes on `logs` to let it have the
+# table; past it, the round fails and is tried again.
+CREATE_LOCK_TIMEOUT = "5s"
 ONE_DAY = timedelta(days=1)
 
 
@@ -50,6 +55,8 @@ async def create_partition(conn: asyncpg.Connection, day: date) -> str:
     name = partition_name(day)
     start, end = day_start(day), day_start(day + ONE_DAY)
     async with conn.transaction():
+        await conn.execute(f"SET LOCAL lock_timeout = '{CREATE_LOCK_TIMEOUT}'")
+        await conn.execute("LOCK TABLE logs IN ACCESS EXCLUSIVE MODE")
         await conn.execute(f"CREATE TABLE {name} (LIKE logs INCLUDING DEFAULTS)")
         await conn.execute(
             f"WITH moved AS (DELETE FROM logs_default WHERE created_at >= $1 AND created_at < $2 "
