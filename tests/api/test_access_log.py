@@ -6,11 +6,18 @@ import logging
 import pytest
 
 from fleetlog.auth.principals import Scope
+from fleetlog.config import Settings
 from fleetlog.ingest import Ingest
 from fleetlog.logconfig import JsonFormatter
-from tests.fixtures.app import client_of, running_app
+from tests.fixtures.app import client_of, migrated, running_app
 from tests.fixtures.auth import add_key, secure_settings
 from tests.fixtures.records import make_batch, make_log
+
+
+@pytest.fixture
+def settings(settings):
+    """The embedded app's settings with the access log on (it is off by default)."""
+    return settings.model_copy(update={"access_log": True})
 
 
 @pytest.fixture
@@ -65,7 +72,7 @@ async def test_a_sane_request_id_is_echoed_and_a_strange_one_replaced(client, ac
 
 
 async def test_the_principal_is_named_never_its_secret(tmp_path, access_lines):
-    settings = secure_settings(tmp_path / "data")
+    settings = secure_settings(tmp_path / "data").model_copy(update={"access_log": True})
     writer = await add_key(settings, "shipper-eu", Scope.INGEST)
     reader = await add_key(settings, "grafana", Scope.READ)
     async with running_app(settings) as app, client_of(app) as client:
@@ -76,9 +83,9 @@ async def test_the_principal_is_named_never_its_secret(tmp_path, access_lines):
     assert not any(writer in json.dumps(line) or reader in json.dumps(line) for line in lines)
 
 
-async def test_off_it_writes_nothing_and_echoes_no_id(settings, access_lines):
+async def test_off_by_default_it_writes_nothing_and_echoes_no_id(tmp_path, access_lines):
     async with (
-        running_app(settings.model_copy(update={"access_log": False})) as app,
+        running_app(await migrated(Settings(_env_file=None, data_dir=tmp_path / "data"))) as app,
         client_of(app) as client,
     ):
         answer = await client.post("/api/log", json=make_log())

@@ -37,7 +37,7 @@ def disconnects(metrics: str) -> float:
 
 
 def test_a_client_gone_mid_body_is_counted_not_an_error(tmp_path):
-    env = {"FLEETLOG_LOG_FORMAT": "json"}
+    env = {"FLEETLOG_LOG_FORMAT": "json", "FLEETLOG_ACCESS_LOG": "true"}
     with (
         running_server(tmp_path / "data", env=env) as server,
         httpx.Client(base_url=server.url) as http,
