@@ -66,6 +66,8 @@ class BenchOptions:
     url: str | None = None
     spawn: StackKind | None = None
     workers: int = 2
+    worker_processes: int = 1
+    shards: int | None = None
     data_dir: Path | None = None
     database_url: str | None = None
     server_pids: Sequence[int] = ()
@@ -147,8 +149,13 @@ def open_target(
     """The server given by `--url`, or a stack started for this run (with these settings)."""
     if options.url is None:
         kind = options.spawn or "embedded"
+        shards = {} if options.shards is None else {"stream_shards": str(options.shards)}
         with spawn_stack(
-            kind, workers=options.workers, settings=settings, hold_worker=options.hold_worker
+            kind,
+            workers=options.workers,
+            worker_processes=options.worker_processes,
+            settings={**shards, **(settings or {})},
+            hold_worker=options.hold_worker,
         ) as target:
             yield target
         return

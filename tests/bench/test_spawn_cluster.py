@@ -1,0 +1,43 @@
+"""`fleetlog bench --spawn cluster`: API processes and workers on a private Redis Cluster."""
+
+import pytest
+from typer.testing import CliRunner
+
+from fleetlog.cli import app
+from tests.bench.runs import assert_exactly_once, run_bench
+
+
+@pytest.mark.cluster
+def test_cluster_run_stores_every_accepted_log_once_and_splits_the_cpu():
+    summary = run_bench(
+        "--spawn",
+        "cluster",
+        "--workers",
+        "1",
+        "--worker-processes",
+        "2",
+        "--shards",
+        "3",
+        "--iterations",
+        "1",
+        "--devices",
+        "3",
+        "--concurrency",
+        "8",
+    )
+    assert_exactly_once(summary)
+    assert summary["logs_acked"] == 300
+    assert "2 worker(s), 3 shard(s)" in summary["target"]
+    assert summary["cpu_by_component"].keys() == {"api", "worker", "redis", "postgres"}
+    # Six redis-server nodes and two workers did work on the logs.
+    assert summary["cpu_by_component"]["redis"]["cpu_s"] > 0
+    assert summary["cpu_by_component"]["worker"]["cpu_s"] > 0
+
+
+@pytest.mark.parametrize(
+    "args", [["--spawn", "embedded", "--shards", "8"], ["--worker-processes", "2"]]
+)
+def test_worker_processes_and_shards_are_a_usage_error_without_a_spawned_pipeline(args):
+    answer = CliRunner().invoke(app, ["bench", *args])
+    assert answer.exit_code == 2
+    assert "--worker-processes and --shards need" in answer.output
