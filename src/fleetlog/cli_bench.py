@@ -73,6 +73,15 @@ def bench(
             max=1024,
         ),
     ] = None,
+    min_replica_acks: Annotated[
+        int | None,
+        typer.Option(
+            help="--spawn cluster: replicas that must have each log before its 2xx"
+            " (FLEETLOG_REDIS_MIN_REPLICA_ACKS), to measure what WAIT costs",
+            min=0,
+            max=1,
+        ),
+    ] = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="With --url: the server's data dir (end-to-end check)")
     ] = None,
@@ -123,6 +132,8 @@ def bench(
             "--worker-processes and --shards need --spawn redis-postgres or cluster: only those"
             " stacks have workers and Redis streams that the bench starts"
         )
+    if min_replica_acks is not None and spawn != "cluster":
+        raise typer.BadParameter("--min-replica-acks needs --spawn cluster: its masters' replicas")
     if workload == "query":
         check_query_options(iterations, duration, devices, batch)
     options = BenchOptions(
@@ -139,6 +150,7 @@ def bench(
         workers=workers,
         worker_processes=worker_processes,
         shards=shards,
+        min_replica_acks=min_replica_acks,
         data_dir=data_dir,
         database_url=database_url,
         server_pids=server_pid or (),

@@ -276,10 +276,14 @@ class StackBuilder:
 
     def cluster(self) -> Target:
         cluster = self.stack.enter_context(LocalCluster(temp_prefix=TEMP_PREFIX))
+        acks = self.settings.get("redis_min_replica_acks", "0")
         nodes = RedisNodes(
             url=cluster.url,
             pids=lambda: cluster.pids,
-            description=f"private Redis Cluster ({MASTERS} masters, {MASTERS} replicas)",
+            description=(
+                f"private Redis Cluster ({MASTERS} masters, {MASTERS} replicas,"
+                f" {acks} replica ack(s) before a 2xx)"
+            ),
             cluster=True,
         )
         return self.pipeline(nodes, name="cluster", hold_worker=False)
