@@ -18,6 +18,7 @@ from fleetlog.bench.seeding import SeedingError
 from fleetlog.bench.spawn import StackKind
 from fleetlog.localstack import ServerError
 
+PIPELINE_STACKS = ("redis-postgres", "cluster")
 BenchWorkload = Literal["reference", "bulk", "otlp", "loki", "es-bulk", "query"]
 
 stderr = Console(stderr=True)
@@ -60,6 +61,27 @@ def bench(
         StackKind | None, typer.Option(help="Start this stack for the run (default embedded)")
     ] = None,
     workers: Annotated[int, typer.Option(help="Server processes of a spawned stack", min=1)] = 2,
+    worker_processes: Annotated[
+        int,
+        typer.Option(help="--spawn redis-postgres or cluster: `fleetlog worker` processes", min=1),
+    ] = 1,
+    shards: Annotated[
+        int | None,
+        typer.Option(
+            help="--spawn redis-postgres or cluster: stream shards (FLEETLOG_STREAM_SHARDS)",
+            min=1,
+            max=1024,
+        ),
+    ] = None,
+    min_replica_acks: Annotated[
+        int | None,
+        typer.Option(
+            help="--spawn cluster: replicas that must have each log before its 2xx"
+            " (FLEETLOG_REDIS_MIN_REPLICA_ACKS), to measure what WAIT costs",
+            min=0,
+            max=1,
+        ),
+    ] = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="With --url: the server's data dir (end-to-end check)")
     ] = None,
@@ -105,6 +127,13 @@ def bench(
             "--hold-worker needs --spawn redis-postgres and an ingest workload: only that stack"
             " has a worker the bench starts, and a Redis that holds the backlog"
         )
+    if (worker_processes != 1 or shards is not None) and spawn not in PIPELINE_STACKS:
+        raise typer.BadParameter(
+            "--worker-processes and --shards need --spawn redis-postgres or cluster: only those"
+            " stacks have workers and Redis streams that the bench starts"
+        )
+    if min_replica_acks is not None and spawn != "cluster":
+        raise typer.BadParameter("--min-replica-acks needs --spawn cluster: its masters' replicas")
     if workload == "query":
         check_query_options(iterations, duration, devices, batch)
     options = BenchOptions(
@@ -119,6 +148,9 @@ def bench(
         url=url,
         spawn=spawn,
         workers=workers,
+        worker_processes=worker_processes,
+        shards=shards,
+        min_replica_acks=min_replica_acks,
         data_dir=data_dir,
         database_url=database_url,
         server_pids=server_pid or (),

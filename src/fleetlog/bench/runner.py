@@ -66,6 +66,9 @@ class BenchOptions:
     url: str | None = None
     spawn: StackKind | None = None
     workers: int = 2
+    worker_processes: int = 1
+    shards: int | None = None
+    min_replica_acks: int | None = None
     data_dir: Path | None = None
     database_url: str | None = None
     server_pids: Sequence[int] = ()
@@ -148,7 +151,11 @@ def open_target(
     if options.url is None:
         kind = options.spawn or "embedded"
         with spawn_stack(
-            kind, workers=options.workers, settings=settings, hold_worker=options.hold_worker
+            kind,
+            workers=options.workers,
+            worker_processes=options.worker_processes,
+            settings={**stack_settings(options), **(settings or {})},
+            hold_worker=options.hold_worker,
         ) as target:
             yield target
         return
@@ -158,6 +165,12 @@ def open_target(
         components=lambda: {"server": list(options.server_pids)},
         open_store=given_store(options),
     )
+
+
+def stack_settings(options: BenchOptions) -> dict[str, str]:
+    """The fleetlog settings a spawned stack gets from the command line's options."""
+    settings = {"stream_shards": options.shards, "redis_min_replica_acks": options.min_replica_acks}
+    return {name: str(value) for name, value in settings.items() if value is not None}
 
 
 def given_store(options: BenchOptions) -> Callable[[], Coroutine[Any, Any, StoredLogs]] | None:

@@ -2,11 +2,14 @@
 
 `embedded`: `fleetlog serve --workers N` on SQLite. `bare`: the ceiling app of `bare.py` on the
 same server stack. `redis-postgres`: private redis-server and PostgreSQL (`fleetlog.localstack`),
-`fleetlog migrate`, `fleetlog serve --workers N` and one `fleetlog worker`, which may be held
-back until the load ends (`HeldWorker`), so that Redis holds every accepted log.
+`fleetlog migrate`, `fleetlog serve --workers N` and M `fleetlog worker`s, which may be held
+back until the load ends (`HeldWorker`), so that Redis holds every accepted log. `cluster`: the
+same on a private Redis Cluster (`LocalCluster`, with FLEETLOG_REDIS_CLUSTER=1), so that a run
+can show how throughput per core holds as shards and processes are added.
 
 A target names its process trees by component (`api`: the serve process and its workers,
-`worker`, `redis`, `postgres`), so the bench can say where the server's CPU went.
+`worker`, `redis`: every node of a cluster, `postgres`), so the bench can say where the
+server's CPU went.
 """
 
 import os
@@ -28,6 +31,7 @@ from fleetlog.bench.verify import PostgresLogs, SqliteLogs, StoredLogs
 from fleetlog.config import Settings
 from fleetlog.localstack import (
     HOST,
+    LocalCluster,
     PostgresServer,
     RedisServer,
     ServerError,
@@ -35,8 +39,9 @@ from fleetlog.localstack import (
     port_is_open,
     wait_until,
 )
+from fleetlog.localstack.redis_cluster import MASTERS
 
-StackKind = Literal["embedded", "redis-postgres", "bare"]
+StackKind = Literal["embedded", "redis-postgres", "cluster", "bare"]
 
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
@@ -44,6 +49,8 @@ DATABASE = "fleetlog"
 # The test suite's clusters skip fsync for speed; a benchmark measures a store that keeps
 # what it committed through a crash, as the worker's acknowledgements assume.
 DURABLE_POSTGRES = {"fsync": "on", "full_page_writes": "on"}
+TEMP_PREFIX = "fleetlog-bench-"
+DEFAULT_SHARDS = Settings.model_fields["stream_shards"].default
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +70,20 @@ class Target:
     components: Callable[[], dict[str, list[int]]]
     open_store: Callable[[], Coroutine[Any, Any, StoredLogs]] | None
     held_worker: HeldWorker | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisNodes:
+    """The Redis a pipeline stack's processes use: one server, or the nodes of a cluster."""
+
+    url: str
+    pids: Callable[[], list[int]]
+    description: str
+    cluster: bool
+
+    def settings(self) -> dict[str, str]:
+        """The fleetlog settings that point a process at it."""
+        return {"redis_url": self.url} | ({"redis_cluster": "1"} if self.cluster else {})
 
 
 class ServiceProcess:
@@ -135,6 +156,14 @@ class ServiceProcess:
             process.wait()
 
 
+@dataclass(frozen=True, kw_only=True)
+class WorkerProcess:
+    """A `fleetlog worker` and the /metrics port it opens once it is up."""
+
+    process: ServiceProcess
+    metrics_port: int
+
+
 def answers_health(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=1.0) as answer:
@@ -171,11 +200,19 @@ def fleetlog_argv(*args: str) -> list[str]:
 class StackBuilder:
     """Starts the processes of one stack in a temp dir; stops them all, newest first."""
 
-    def __init__(self, stack: ExitStack, workers: int, settings: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        stack: ExitStack,
+        *,
+        workers: int,
+        worker_processes: int,
+        settings: Mapping[str, str],
+    ) -> None:
         self.stack = stack
         self.workers = workers
+        self.worker_processes = worker_processes
         self.settings = settings
-        self.temp_dir = Path(tempfile.mkdtemp(prefix="fleetlog-bench-"))
+        self.temp_dir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
         stack.callback(shutil.rmtree, self.temp_dir, ignore_errors=True)
 
     def process(self, name: str, argv: list[str], env: dict[str, str]) -> ServiceProcess:
@@ -225,60 +262,97 @@ class StackBuilder:
         )
 
     def redis_postgres(self, *, hold_worker: bool) -> Target:
-        redis_server = self.stack.enter_context(RedisServer(temp_prefix="fleetlog-bench-"))
+        redis_server = self.stack.enter_context(RedisServer(temp_prefix=TEMP_PREFIX))
+        return self.pipeline(
+            RedisNodes(
+                url=redis_server.url,
+                pids=lambda: pid_list(redis_server.pid),
+                description="private redis-server",
+                cluster=False,
+            ),
+            name="redis-postgres",
+            hold_worker=hold_worker,
+        )
+
+    def cluster(self) -> Target:
+        cluster = self.stack.enter_context(LocalCluster(temp_prefix=TEMP_PREFIX))
+        acks = self.settings.get("redis_min_replica_acks", "0")
+        nodes = RedisNodes(
+            url=cluster.url,
+            pids=lambda: cluster.pids,
+            description=(
+                f"private Redis Cluster ({MASTERS} masters, {MASTERS} replicas,"
+                f" {acks} replica ack(s) before a 2xx)"
+            ),
+            cluster=True,
+        )
+        return self.pipeline(nodes, name="cluster", hold_worker=False)
+
+    def pipeline(self, redis_nodes: RedisNodes, *, name: str, hold_worker: bool) -> Target:
+        """PostgreSQL, `fleetlog migrate`, `fleetlog serve` and the workers, on this Redis."""
         postgres = self.stack.enter_context(
-            PostgresServer(DURABLE_POSTGRES, temp_prefix="fleetlog-bench-")
+            PostgresServer(DURABLE_POSTGRES, temp_prefix=TEMP_PREFIX)
         )
         postgres.create_database(DATABASE)
         database_url = postgres.dsn(DATABASE)
-        port, metrics_port = free_port(), free_port()
+        port = free_port()
         url = f"http://{HOST}:{port}"
         env = service_env(
-            redis_url=redis_server.url,
+            **redis_nodes.settings(),
             database_url=database_url,
             data_dir=str(self.temp_dir / "data"),
-            worker_metrics_port=str(metrics_port),
             log_level="WARNING",
             **self.settings,
         )
         self.process("migrate", fleetlog_argv("migrate"), env).run_to_end()
         argv = fleetlog_argv("serve", "--port", str(port), "--workers", str(self.workers))
         serve = self.server("serve", argv, env, url)
-        worker = self.process("worker", fleetlog_argv("worker"), env)
+        workers = [self.worker(index, env) for index in range(self.worker_processes)]
 
-        def start_worker() -> None:
-            # Its /metrics opens once it is started and migrated: the bench's CPU clock starts
-            # then, so the figures count the work on logs, not the imports.
-            worker.start()
-            worker.wait_listening(metrics_port)
+        def start_workers() -> None:
+            # Their /metrics opens once started and migrated: the bench's CPU clock starts then,
+            # so the figures count the work on logs, not the imports.
+            for worker in workers:
+                worker.process.start()
+            for worker in workers:
+                worker.process.wait_listening(worker.metrics_port)
 
         held = None
         if hold_worker:
             held = HeldWorker(
-                start=start_worker, redis_used_memory=lambda: redis_used_memory(redis_server.url)
+                start=start_workers,
+                redis_used_memory=lambda: redis_used_memory(redis_nodes.url),
             )
         else:
-            start_worker()
+            start_workers()
 
         def components() -> dict[str, list[int]]:
             return {
                 "api": serve.pids,
-                "worker": worker.pids,
-                "redis": pid_list(redis_server.pid),
+                "worker": [pid for worker in workers for pid in worker.process.pids],
+                "redis": redis_nodes.pids(),
                 "postgres": pid_list(postgres.pid),
             }
 
+        shards = self.settings.get("stream_shards", str(DEFAULT_SHARDS))
         return Target(
             url=url,
             description=(
-                f"redis-postgres, {self.workers} server process(es), 1 worker"
-                f"{' held until the load ends' if hold_worker else ''},"
-                " private redis-server and PostgreSQL"
+                f"{name}, {self.workers} server process(es), {self.worker_processes} worker(s)"
+                f"{' held until the load ends' if hold_worker else ''}, {shards} shard(s),"
+                f" {redis_nodes.description} and PostgreSQL"
             ),
             components=components,
             open_store=lambda: PostgresLogs.connect(database_url),
             held_worker=held,
         )
+
+    def worker(self, index: int, env: dict[str, str]) -> WorkerProcess:
+        """A `fleetlog worker`, not yet started, with a /metrics port of its own."""
+        metrics_port = free_port()
+        worker_env = {**env, "FLEETLOG_WORKER_METRICS_PORT": str(metrics_port)}
+        process = self.process(f"worker-{index}", fleetlog_argv("worker"), worker_env)
+        return WorkerProcess(process=process, metrics_port=metrics_port)
 
 
 @contextmanager
@@ -286,19 +360,25 @@ def spawn_stack(
     kind: StackKind,
     *,
     workers: int,
+    worker_processes: int = 1,
     settings: Mapping[str, str] | None = None,
     hold_worker: bool = False,
 ) -> Iterator[Target]:
     """Start a whole local stack of `kind`; everything is stopped and removed on exit.
-    `settings` are more fleetlog settings for its processes (`max_event_age="691200"`);
-    `hold_worker` (redis-postgres only) leaves its worker to `Target.held_worker.start`."""
+    `worker_processes` are the `fleetlog worker`s of redis-postgres and cluster; `settings` are
+    more fleetlog settings for its processes (`max_event_age="691200"`); `hold_worker`
+    (redis-postgres only) leaves its workers to `Target.held_worker.start`."""
     if hold_worker and kind != "redis-postgres":
         raise ValueError(f"only redis-postgres has a worker to hold, not {kind}")
     with ExitStack() as stack:
-        builder = StackBuilder(stack, workers, settings or {})
+        builder = StackBuilder(
+            stack, workers=workers, worker_processes=worker_processes, settings=settings or {}
+        )
         if kind == "embedded":
             yield builder.embedded()
         elif kind == "bare":
             yield builder.bare()
+        elif kind == "cluster":
+            yield builder.cluster()
         else:
             yield builder.redis_postgres(hold_worker=hold_worker)

@@ -5,6 +5,7 @@ servers per session, and `fleetlog bench --spawn redis-postgres` starts a privat
 
 * `RedisServer` -- a redis-server child process with AOF persistence (`appendfsync always`,
   `noeviction`), the durability fleetlog's contract relies on.
+* `LocalCluster` -- a Redis Cluster of six such servers (3 masters, 3 replicas) on loopback.
 * `PostgresServer` -- a PostgreSQL cluster made by initdb and driven with pg_ctl; when running as
   root, initdb and pg_ctl run as the ``postgres`` user via ``runuser``.
 
@@ -22,14 +23,17 @@ from fleetlog.localstack.process import (
     port_is_open,
     wait_until,
 )
+from fleetlog.localstack.redis_cluster import LocalCluster, cluster_node
 from fleetlog.localstack.redis_server import RedisServer
 
 __all__ = [
     "HOST",
+    "LocalCluster",
     "LocalServer",
     "PostgresServer",
     "RedisServer",
     "ServerError",
+    "cluster_node",
     "free_port",
     "port_is_open",
     "wait_until",
