@@ -194,7 +194,13 @@ async def test_the_worker_keeps_partitions_and_retention_retires_cached_answers(
                 )
                 await wait_for(stored, what="a new log stored by the worker")
                 ahead = {partition_name((today + timedelta(days=d)).date()) for d in range(4)}
-                assert ahead <= await partitions()
+
+                async def kept_ahead() -> bool:
+                    # Each day's partition is made in a transaction of its own, holding `logs`
+                    # exclusively: the worker's COPYs may go between them.
+                    return ahead <= await partitions()
+
+                await wait_for(kept_ahead, what="the coming days' partitions")
                 assert partition_name(expired.date()) not in await partitions()
 
 

@@ -239,7 +239,7 @@ class Worker:
             stored = await self._store(batch)
             if stored.entries:
                 await self._finish(shard, stored)
-        log.info(
+        log.debug(
             "shard %d: %d entries, %d of %d logs stored in %.0f ms",
             shard,
             len(entries),
