@@ -15,7 +15,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 from redis.asyncio import Redis
 
-from fleetlog.localstack import free_port
+from fleetlog.localstack.process import free_ports
 from tests.deploy.load import Load, running_load
 from tests.fixtures.pipeline import pipeline_settings, settings_env, wait_for
 from tests.fixtures.process import FleetlogProcess
@@ -29,7 +29,8 @@ class Up(FleetlogProcess):
     """`fleetlog up --api 2 --workers 2` on the suite's Redis and a database of its own."""
 
     def __init__(self, redis_url: str, database_url: str, tmp_path: Path) -> None:
-        self.port = free_port()
+        # nginx's port and the two API processes' after it.
+        self.port = free_ports(3)
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
         settings = pipeline_settings(redis_url, database_url, tmp_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import time
@@ -28,6 +29,31 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+# Where runs of consecutive ports are taken: below Linux's ephemeral range (32768 and up), so an
+# outgoing connection never takes one of them between the check and a server's bind.
+CONSECUTIVE_PORTS = range(20000, 32000)
+CONSECUTIVE_TRIES = 100
+
+
+def bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive TCP ports on 127.0.0.1 that are all free right now (a
+    server that listens on the ports after its own, as `fleetlog up` does)."""
+    for _ in range(CONSECUTIVE_TRIES):
+        first = random.randrange(CONSECUTIVE_PORTS.start, CONSECUTIVE_PORTS.stop - count)
+        if all(bindable(port) for port in range(first, first + count)):
+            return first
+    raise ServerError(f"no {count} consecutive free ports in {CONSECUTIVE_PORTS}")
 
 
 def port_is_open(port: int) -> bool:
