@@ -62,3 +62,15 @@ def is_cluster_node(url: str) -> bool:
             return bool(client.info("cluster").get("cluster_enabled"))
     except redis.RedisError:
         return False
+
+
+def routed(client: Client, key: str) -> dict[str, Any]:
+    """`execute_command` options that send a command on `key` straight to its slot's master.
+
+    redis-py's cluster client learns the keys of a command whose keys move (XREAD, XREADGROUP)
+    by asking a node, COMMAND GETKEYS, twice: three round trips for every read of a stream. A
+    slot whose master is not known (mid-failover) is left to the client's own routing.
+    """
+    if isinstance(client, RedisCluster) and (node := client.get_node_from_key(key)) is not None:
+        return {"target_nodes": node}
+    return {}

@@ -14,7 +14,7 @@ from redis.exceptions import ResponseError
 
 from fleetlog.keys import Keys
 from fleetlog.queue.redis_streams import ensure_group, translated
-from fleetlog.redis_client import Client
+from fleetlog.redis_client import Client, routed
 
 # KEYS: stream, backlog, stored total. ARGV: group, then (entry id, logs) pairs. Returns the
 # logs freed, which are added to the shard's stored total (see `queue.console`).
@@ -95,13 +95,19 @@ class StreamConsumer:
     async def ensure_group(self, shard: int) -> None:
         await ensure_group(self.client, self.keys, shard)
 
-    async def read(self, shard: int, *, count: int, block_ms: int) -> list[StreamEntry]:
-        """New entries for this consumer, waiting up to `block_ms` for the first."""
+    async def read(self, shard: int, *, count: int, block_ms: int | None) -> list[StreamEntry]:
+        """New entries for this consumer, waiting up to `block_ms` for the first (None: not
+        waiting)."""
         stream = self.keys.stream(shard)
+        command: list[str | int] = ["XREADGROUP", "GROUP", self.keys.group, self.name]
+        command += ["COUNT", count]
+        if block_ms is not None:
+            command += ["BLOCK", block_ms]
+        command += ["STREAMS", stream, ">"]
         with translated("read the stream"):
             try:
-                reply: Any = await self.client.xreadgroup(
-                    self.keys.group, self.name, {stream: ">"}, count=count, block=block_ms
+                reply: Any = await self.client.execute_command(
+                    *command, **routed(self.client, stream)
                 )
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):

@@ -23,7 +23,7 @@ from redis.exceptions import ResponseError
 from fleetlog.keys import Keys
 from fleetlog.queue.redis_streams import translated
 from fleetlog.records import UndecodableRecords, decode_records
-from fleetlog.redis_client import Client
+from fleetlog.redis_client import Client, routed
 from fleetlog.search.matcher import LogFields
 from fleetlog.tail.events import Place, Position, TailEvent, unknown_event_id
 
@@ -128,7 +128,10 @@ class StreamSource:
         if not isinstance(self.client, RedisCluster):
             return await self.client.xread(last, count=self.count, block=self.block_ms)
         reads = (
-            self.client.xread({stream: after}, count=self.count, block=self.block_ms)
+            self.client.execute_command(
+                *("XREAD", "COUNT", self.count, "BLOCK", self.block_ms, "STREAMS", stream, after),
+                **routed(self.client, stream),
+            )
             for stream, after in last.items()
         )
         return [found for reply in await asyncio.gather(*reads) for found in reply or ()]
