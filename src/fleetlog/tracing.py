@@ -79,10 +79,10 @@ def link_to(parent: bytes) -> Link | None:
 
 
 @contextmanager
-def batch_span(shard: int, parents: Sequence[bytes]) -> Iterator[None]:
+def batch_span(shards: Sequence[int], parents: Sequence[bytes]) -> Iterator[None]:
     """The worker's span around storing one batch, linked to the requests it came from."""
     links = [link for parent in parents if parent and (link := link_to(parent))]
     with tracer.start_as_current_span(
-        "fleetlog.worker.batch", links=links, attributes={"fleetlog.shard": shard}
+        "fleetlog.worker.batch", links=links, attributes={"fleetlog.shards": list(shards)}
     ):
         yield

@@ -1,16 +1,19 @@
 """Worker: moves logs from every shard's stream into PostgreSQL, each exactly once.
 
-One loop per shard: gather a batch, COPY its entries as they are (PostgreSQL unpacks them) in
-one transaction, tell `on_stored` which devices got logs, then acknowledge and delete the
-entries in one round trip. Nothing is acknowledged before its commit; a redelivered entry adds
-no rows (the store's ledger of entries, see `store.bulk`).
+One reader per shard adds what it reads to the worker's open batch (`worker.batcher`); a
+committer closes each batch and stores it in one of up to `stream_shards` commits at once:
+COPY its entries as they are (PostgreSQL unpacks them) in one transaction, tell `on_stored`
+which devices got logs, then acknowledge and delete each shard's entries in one round trip.
+Nothing is acknowledged before its commit; a redelivered entry adds no rows (the store's ledger
+of entries, see `store.bulk`).
 
 Failures never drop a log: while PostgreSQL or Redis cannot be used the loop backs off and
 retries, holding its batch. A batch the store refuses is split until the bad entry is alone;
 that entry is decoded here: one that is not a batch of records moves to the dead-letter stream
 at once; any other stays pending, is retried after `claim_idle`, and past `max_deliveries`
 deliveries moves to the dead-letter stream too.
-Entries left pending by a dead worker are reclaimed after `claim_idle`.
+Entries left pending by a dead worker, or by a commit that failed unexpectedly, are reclaimed
+after `claim_idle`.
 """
 
 import asyncio
@@ -20,6 +23,7 @@ import os
 import secrets
 import signal
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -138,6 +142,7 @@ class Worker:
         self.on_stored = on_stored or consumer.bump_cache_versions
         self.batcher = Batcher(
             consumer,
+            shards=settings.stream_shards,
             max_logs=settings.worker_batch_logs,
             max_wait=settings.worker_batch_wait,
             read_count=settings.worker_read_count,
@@ -168,10 +173,16 @@ class Worker:
                 interval = self.settings.retention_interval.total_seconds()
                 retention = self.retention.run(interval, self._stopping)
                 tasks.create_task(retention, name="fleetlog-retention")
-            for shard in range(self.settings.stream_shards):
-                tasks.create_task(self._serve(shard), name=f"fleetlog-shard-{shard}")
+            readers_done = asyncio.Event()
+            tasks.create_task(self._commit(readers_done), name="fleetlog-commit")
+            async with asyncio.TaskGroup() as readers:
+                for shard in range(self.settings.stream_shards):
+                    readers.create_task(self._read(shard), name=f"fleetlog-shard-{shard}")
+            readers_done.set()
 
-    async def _serve(self, shard: int) -> None:
+    async def _read(self, shard: int) -> None:
+        """Feed the shard's new entries to the open batch until stopping; and every half
+        `claim_idle`, process what dead workers left pending and look after the shard."""
         backoff = Backoff(self.backoff_limit)
         next_reclaim = 0.0
         ready = False
@@ -183,9 +194,7 @@ class Worker:
                 if time.monotonic() >= next_reclaim:
                     await self.reclaim(shard)
                     next_reclaim = time.monotonic() + self.claim_idle_ms / 2000
-                entries = await self.batcher.gather(shard)
-                if entries:
-                    await self.process(shard, entries)
+                await self.batcher.read(shard)
                 backoff.reset()
             except StoreUnavailable:
                 WORKER_RETRIES.labels("redis").inc()
@@ -193,6 +202,27 @@ class Worker:
             except Exception:
                 log.exception("shard %d: the worker loop failed; retrying", shard)
                 await self._pause(backoff.next())
+
+    async def _commit(self, readers_done: asyncio.Event) -> None:
+        """Close batch after batch and store each, up to `stream_shards` at once, until the
+        readers are done and their last batch is stored."""
+        commits = asyncio.Semaphore(self.settings.stream_shards)
+        async with asyncio.TaskGroup() as tasks:
+            while entries := await self.batcher.close(ending=readers_done):
+                await commits.acquire()
+                tasks.create_task(self._commit_batch(entries, commits))
+
+    async def _commit_batch(self, entries: list[StreamEntry], commits: asyncio.Semaphore) -> None:
+        """Store one batch; one that fails stays pending, and is reclaimed after `claim_idle`."""
+        try:
+            await self.process(entries)
+        except StoreUnavailable as exc:
+            WORKER_RETRIES.labels("redis").inc()
+            log.warning("a batch of %d entries is left pending: %s", len(entries), exc)
+        except Exception:
+            log.exception("a batch of %d entries is left pending", len(entries))
+        finally:
+            commits.release()
 
     async def reclaim(self, shard: int) -> None:
         """Process entries pending too long (their worker died, or their batch was refused);
@@ -203,7 +233,7 @@ class Worker:
         )
         if entries:
             log.info("shard %d: reclaimed %d pending entries", shard, len(entries))
-            await self.process(shard, entries)
+            await self.process(entries)
         await self.observe(shard)
         first = await self.consumer.first_deliverable(shard)
         # Kept LEDGER_KEEP after storing: a worker may still be inside a commit of an entry
@@ -229,19 +259,20 @@ class Worker:
         STREAM_OLDEST_AGE.labels(str(shard)).set(status.oldest_entry_age_s)
         DEAD_LETTER_ENTRIES.labels(str(shard)).set(status.dead_letters)
 
-    async def process(self, shard: int, entries: Sequence[StreamEntry]) -> None:
-        """Store one batch of entries and acknowledge what was stored."""
+    async def process(self, entries: Sequence[StreamEntry]) -> None:
+        """Store one batch of entries (of any shards) and acknowledge what was stored."""
         started = time.perf_counter()
         WORKER_BATCH_LOGS.observe(sum(entry.logs for entry in entries))
-        with batch_span(shard, [entry.trace for entry in entries]):
+        shards = sorted({entry.shard for entry in entries})
+        with batch_span(shards, [entry.trace for entry in entries]):
             unique = {(entry.shard, entry.id): entry for entry in entries}.values()
             batch = [entry for entry in unique if await self._admit(entry)]
             stored = await self._store(batch)
             if stored.entries:
-                await self._finish(shard, stored)
+                await self._finish(stored)
         log.debug(
-            "shard %d: %d entries, %d of %d logs stored in %.0f ms",
-            shard,
+            "shards %s: %d entries, %d of %d logs stored in %.0f ms",
+            shards,
             len(entries),
             sum(entry.logs for entry in stored.entries),
             sum(entry.logs for entry in entries),
@@ -327,9 +358,9 @@ class Worker:
             await self._dead_letter(entry, exc.message, reason="rejected")
         return Stored()
 
-    async def _finish(self, shard: int, stored: Stored) -> None:
-        """Run the hook, then acknowledge; the acknowledgement is retried while Redis is down
-        (the rows are committed).
+    async def _finish(self, stored: Stored) -> None:
+        """Run the hook, then acknowledge each shard's entries; an acknowledgement is retried
+        while Redis is down (the rows are committed).
 
         A hook that fails is not waited on: its devices go again with the next batch's. A Redis
         at maxmemory refuses the hook's INCRs but never XACK and XDEL, and only entries freed
@@ -345,10 +376,17 @@ class Worker:
             WORKER_RETRIES.labels("redis").inc()
             self._unbumped.devices |= devices
             self._unbumped.days |= days
+        by_shard: defaultdict[int, list[StreamEntry]] = defaultdict(list)
+        for entry in stored.entries:
+            by_shard[entry.shard].append(entry)
+        acknowledgements = (self._acknowledge(shard, part) for shard, part in by_shard.items())
+        await asyncio.gather(*acknowledgements)
+
+    async def _acknowledge(self, shard: int, entries: list[StreamEntry]) -> None:
         backoff = Backoff(self.backoff_limit)
         while True:
             try:
-                await self.consumer.acknowledge(shard, stored.entries)
+                await self.consumer.acknowledge(shard, entries)
                 return
             except StoreUnavailable:
                 # Given up only on stop: redelivered, the entries add no rows.
