@@ -18,7 +18,7 @@ import itertools
 import logging
 import string
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -33,7 +33,7 @@ from fleetlog.keys import Keys
 from fleetlog.metrics import STREAM_BACKLOG
 from fleetlog.queue.probes import Cached, failed_recently
 from fleetlog.queue.redis_config import check_config
-from fleetlog.queue.replicated import ReplicatedEnqueue
+from fleetlog.queue.replicated import ReplicatedWrites
 from fleetlog.records import MAX_BATCH, LogRecord, encode_records
 from fleetlog.redis_client import REDIS_ERRORS, Client
 from fleetlog.tracing import traceparent
@@ -179,15 +179,16 @@ class RedisStreamQueue:
         self.traced = traced
         script = client.register_script(TRACED if traced else PLAIN)
         self._replicated = None
+        self._enqueue: Callable[..., Awaitable[Any]] = script
         if min_replica_acks:
-            self._replicated = ReplicatedEnqueue(
+            self._replicated = ReplicatedWrites(
                 client,
                 script,
                 replicas=min_replica_acks,
                 timeout=replica_ack_timeout,
                 retry_after=retry_after,
             )
-        self._enqueue = self._replicated or script
+            self._enqueue = self._replicated.enqueue
         self._waiting: list[list[Pending]] = [[] for _ in range(shards)]
         self._senders: dict[int, asyncio.Task[None]] = {}
 
