@@ -267,6 +267,25 @@ class RedisStreamQueue:
             f"{shard}-",
         ]
 
+    async def ensure_durable(self, name: str) -> None:
+        """Wait for the replicas as `put` does, through a write to the key's mark: the mark
+        lives in the slot of the entry it was written with, so replicas that have a later
+        write to it have the entry. Without replicas to wait for there is nothing to write.
+
+        A mark gone since the claim read it (expired, or lost with its entry in a failover to
+        a replica that had neither) leaves the logs to its next retry, which queues them anew.
+        """
+        if self._replicated is None:
+            return
+        key = self.keys.request_key(shard_of(name, self.shards), name)
+        with translated("wait for its replicas"):
+            marked = await self._replicated.expire(key, self.idempotency_ms)
+        if not marked:
+            raise StoreUnavailable(
+                "Redis no longer holds this Idempotency-Key: a retry queues its logs again",
+                retry_after=RETRY_AFTER_S,
+            )
+
     async def backlog(self) -> int:
         """Logs accepted and not yet stored, over all shards (also sets the per-shard gauge)."""
         with translated("count the backlog"):

@@ -3,7 +3,9 @@
 Redis replicates asynchronously: a master that dies before a replica has an entry takes it along,
 2xx or not. With FLEETLOG_REDIS_MIN_REPLICA_ACKS=N, each call of the enqueue script is followed
 by `WAIT N timeout`, and its requests are answered 503 (the entries are in the stream, and may
-well be stored) unless N replicas acknowledged them in time (docs/durability.md).
+well be stored) unless N replicas acknowledged them in time (docs/durability.md). A keyed
+retry answered from the mark such a call left waits the same way, through a write to the mark
+(`RedisStreamQueue.ensure_durable`).
 
 WAIT counts replicas that acknowledged the writes *of the connection it is sent on*, so it goes
 in one pipeline with the write, on one connection to the master of the write's slot. A
@@ -47,6 +49,11 @@ class ReplicatedWrites:
     async def enqueue(self, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """The enqueue script's reply."""
         return await self._write(keys[0], ("EVALSHA", self.script.sha, len(keys), *keys, *args))
+
+    async def expire(self, key: str, ttl_ms: int) -> bool:
+        """PEXPIRE `key`; whether it exists. A master replicates its writes in order, so once
+        replicas acknowledged this one they have every earlier write of `key`'s slot too."""
+        return bool(await self._write(key, ("PEXPIRE", key, ttl_ms)))
 
     async def _write(self, key: str, command: Sequence[Any]) -> Any:
         """`command`'s reply, once the replicas acknowledged it: StoreUnavailable if too few."""
