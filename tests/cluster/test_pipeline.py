@@ -28,6 +28,7 @@ from tests.fixtures.pipeline import (
     wait_for,
 )
 from tests.fixtures.records import make_batch
+from tests.fixtures.replicas import assert_retries_wait_for_replicas
 
 pytestmark = pytest.mark.cluster
 
@@ -157,6 +158,21 @@ async def test_a_shard_slot_migrated_while_ingest_runs_loses_nothing(
     assert set(load.statuses) <= {200, 503}, f"answers other than 200 and 503: {load.statuses}"
     assert load.without_retry_after == 0
     await assert_stored_once(Table(pg_url), load.acknowledged)
+
+
+async def test_a_keyed_retry_waits_for_the_replicas_as_its_first_attempt_did(
+    redis_cluster: LocalCluster, cluster_url: str, pg_url: str, tmp_path: Path
+) -> None:
+    settings = cluster_settings(
+        cluster_url,
+        pg_url,
+        tmp_path,
+        redis_min_replica_acks=1,
+        redis_replica_ack_timeout=timedelta(milliseconds=300),
+    )
+    masters = redis_cluster.masters()
+    replicas = [node for node in redis_cluster.nodes if node not in masters]
+    await assert_retries_wait_for_replicas(settings, replicas)
 
 
 def failed_over(cluster: LocalCluster) -> Callable[[], Awaitable[bool]]:

@@ -3,8 +3,9 @@
 The HTTP layer opens the attempt (api/idempotency.py) and it is current for the request's task:
 the key is claimed the moment the body has been read, before anything of it is processed;
 `Ingest` hands the key to the queue with the records, or, when the key was queued by an earlier
-attempt whose answer was lost, answers with what was kept instead of storing again; at the end
-the first answer is kept, or the key released when nothing was stored.
+attempt whose answer was lost, answers with what was kept instead of storing again (once the
+queue has those records as durable as a put leaves them); at the end the first answer is kept,
+or the key released when nothing was stored.
 """
 
 import asyncio
@@ -106,6 +107,9 @@ class Attempt:
                 raise IdempotencyKeyReused(
                     "this Idempotency-Key stored fewer records than this request holds"
                 )
+            # Its first attempt may have been refused for want of replica acknowledgements:
+            # this answer waits for them as that one did.
+            await queue.ensure_durable(ticket.name)
             self.stored = True
             return ticket.queued.message_ids[: len(records)]
         mark = Mark(ticket.name, ticket.token, ticket.fingerprint, received_at)

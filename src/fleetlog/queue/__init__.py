@@ -18,6 +18,10 @@ class Queue(Protocol):
         that makes the records durable.
         """
 
+    async def ensure_durable(self, name: str) -> None:
+        """Return once the records an earlier `put` marked with the key `name` are as durable
+        as a `put` leaves them: that put may have been refused after its write was applied."""
+
     async def backlog(self) -> int:
         """How many accepted logs are not yet in the store."""
 

@@ -18,7 +18,7 @@ import itertools
 import logging
 import string
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -33,7 +33,7 @@ from fleetlog.keys import Keys
 from fleetlog.metrics import STREAM_BACKLOG
 from fleetlog.queue.probes import Cached, failed_recently
 from fleetlog.queue.redis_config import check_config
-from fleetlog.queue.replicated import ReplicatedEnqueue
+from fleetlog.queue.replicated import ReplicatedWrites
 from fleetlog.records import MAX_BATCH, LogRecord, encode_records
 from fleetlog.redis_client import REDIS_ERRORS, Client
 from fleetlog.tracing import traceparent
@@ -179,15 +179,16 @@ class RedisStreamQueue:
         self.traced = traced
         script = client.register_script(TRACED if traced else PLAIN)
         self._replicated = None
+        self._enqueue: Callable[..., Awaitable[Any]] = script
         if min_replica_acks:
-            self._replicated = ReplicatedEnqueue(
+            self._replicated = ReplicatedWrites(
                 client,
                 script,
                 replicas=min_replica_acks,
                 timeout=replica_ack_timeout,
                 retry_after=retry_after,
             )
-        self._enqueue = self._replicated or script
+            self._enqueue = self._replicated.enqueue
         self._waiting: list[list[Pending]] = [[] for _ in range(shards)]
         self._senders: dict[int, asyncio.Task[None]] = {}
 
@@ -265,6 +266,25 @@ class RedisStreamQueue:
             self.idempotency_ms,
             f"{shard}-",
         ]
+
+    async def ensure_durable(self, name: str) -> None:
+        """Wait for the replicas as `put` does, through a write to the key's mark: the mark
+        lives in the slot of the entry it was written with, so replicas that have a later
+        write to it have the entry. Without replicas to wait for there is nothing to write.
+
+        A mark gone since the claim read it (expired, or lost with its entry in a failover to
+        a replica that had neither) leaves the logs to its next retry, which queues them anew.
+        """
+        if self._replicated is None:
+            return
+        key = self.keys.request_key(shard_of(name, self.shards), name)
+        with translated("wait for its replicas"):
+            marked = await self._replicated.expire(key, self.idempotency_ms)
+        if not marked:
+            raise StoreUnavailable(
+                "Redis no longer holds this Idempotency-Key: a retry queues its logs again",
+                retry_after=RETRY_AFTER_S,
+            )
 
     async def backlog(self) -> int:
         """Logs accepted and not yet stored, over all shards (also sets the per-shard gauge)."""

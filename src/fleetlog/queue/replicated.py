@@ -1,12 +1,14 @@
-"""Enqueue calls that return once replicas have the entries too: WAIT after the script's XADD.
+"""Writes that return once replicas have them too: each followed by WAIT on its connection.
 
 Redis replicates asynchronously: a master that dies before a replica has an entry takes it along,
 2xx or not. With FLEETLOG_REDIS_MIN_REPLICA_ACKS=N, each call of the enqueue script is followed
 by `WAIT N timeout`, and its requests are answered 503 (the entries are in the stream, and may
-well be stored) unless N replicas acknowledged them in time (docs/durability.md).
+well be stored) unless N replicas acknowledged them in time (docs/durability.md). A keyed
+retry answered from the mark such a call left waits the same way, through a write to the mark
+(`RedisStreamQueue.ensure_durable`).
 
 WAIT counts replicas that acknowledged the writes *of the connection it is sent on*, so it goes
-in one pipeline with the script, on one connection to the master of the shard's slot. A
+in one pipeline with the write, on one connection to the master of the write's slot. A
 RedisCluster client can neither pipeline a script nor aim a keyless WAIT at a slot's master:
 on a cluster the pair goes through a plain client of that master, found from the cluster
 client's slot map, which is refreshed whenever the pair fails (a failover, a moved slot).
@@ -25,8 +27,8 @@ from fleetlog.errors import StoreUnavailable
 from fleetlog.redis_client import REDIS_ERRORS, Client, connect_node
 
 
-class ReplicatedEnqueue:
-    """Calls `script` and WAITs for `replicas` replicas, up to `timeout`."""
+class ReplicatedWrites:
+    """Writes to one slot each, answered once `replicas` replicas have them, up to `timeout`."""
 
     def __init__(
         self,
@@ -44,14 +46,24 @@ class ReplicatedEnqueue:
         self.retry_after = retry_after
         self._masters: dict[str, Redis] = {}
 
-    async def __call__(self, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        master = self._master_of(keys[0])
+    async def enqueue(self, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """The enqueue script's reply."""
+        return await self._write(keys[0], ("EVALSHA", self.script.sha, len(keys), *keys, *args))
+
+    async def expire(self, key: str, ttl_ms: int) -> bool:
+        """PEXPIRE `key`; whether it exists. A master replicates its writes in order, so once
+        replicas acknowledged this one they have every earlier write of `key`'s slot too."""
+        return bool(await self._write(key, ("PEXPIRE", key, ttl_ms)))
+
+    async def _write(self, key: str, command: Sequence[Any]) -> Any:
+        """`command`'s reply, once the replicas acknowledged it: StoreUnavailable if too few."""
+        master = self._master_of(key)
         try:
             try:
-                entry_ids, acknowledged = await self._call(master, keys, args)
+                reply, acknowledged = await self._call(master, command)
             except NoScriptError:
                 await master.script_load(self.script.script)
-                entry_ids, acknowledged = await self._call(master, keys, args)
+                reply, acknowledged = await self._call(master, command)
         except REDIS_ERRORS:
             await self._refresh()
             raise
@@ -61,12 +73,12 @@ class ReplicatedEnqueue:
                 f"the logs within {self.timeout_ms} ms",
                 retry_after=self.retry_after,
             )
-        return entry_ids
+        return reply
 
-    async def _call(self, master: Redis, keys: Sequence[str], args: Sequence[Any]) -> list[Any]:
-        """EVALSHA then WAIT, in one round trip on one connection."""
+    async def _call(self, master: Redis, command: Sequence[Any]) -> list[Any]:
+        """The command then WAIT, in one round trip on one connection."""
         async with master.pipeline(transaction=False) as pipe:
-            pipe.evalsha(self.script.sha, len(keys), *keys, *args)
+            pipe.execute_command(*command)
             pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
             return list(await pipe.execute())
 
