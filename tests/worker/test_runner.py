@@ -97,6 +97,21 @@ class TestStoring:
             await wait_for(lambda: drained(redis), what="the streams to drain")
         assert seen == [({"cam-7"}, 1)]
 
+    async def test_a_batch_gathers_the_entries_of_every_shard_into_one_commit(
+        self, pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis
+    ) -> None:
+        ids = await put_many(queue, 8)
+        assert {shard_of_id(message_id) for message_id in ids} == set(range(4))
+        commits = sample("fleetlog_store_commit_rows_count")
+        # The batch closes as it takes its 40th log, long before its wait would end.
+        gathering = pipeline.model_copy(
+            update={"worker_batch_logs": 40, "worker_batch_wait": timedelta(seconds=30)}
+        )
+        async with running_worker(gathering):
+            await wait_for(lambda: drained(redis), what="the streams to drain")
+        assert sample("fleetlog_store_commit_rows_count") - commits == 1
+        await assert_stored_once(table, ids)
+
     async def test_two_workers_share_the_load_and_store_each_log_once(
         self, pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis
     ) -> None:

@@ -1,8 +1,8 @@
 """RedisStreamQueue: accepted logs go onto sharded Redis Streams, one entry per request.
 
 Requests take the shards in turn, whatever devices they carry: a sender of big mixed batches
-(a collector forwarding a whole fleet) spreads over every shard, its consumer loop and its
-share of the backlog limit, as a fleet of single devices does.
+(a collector forwarding a whole fleet) spreads over every shard, its master on a Redis Cluster
+and its share of the backlog limit, as a fleet of single devices does.
 
 For each request a script checks the shard's backlog counter, XADDs the whole batch in the wire
 format of `records.encode_records`, and adds its logs to the counter — all or nothing. Requests
