@@ -254,6 +254,37 @@ class TestPoison:
         after = sample("fleetlog_dead_letters_total", shard=str(shard), reason="undecodable")
         assert after - before == 1
 
+    async def test_a_stored_entry_delivered_past_the_limit_is_acknowledged_not_dead_lettered(
+        self,
+        pipeline: Settings,
+        queue: RedisStreamQueue,
+        writer: BulkWriter,
+        table: Table,
+        redis: Redis,
+    ) -> None:
+        ids = await put_many(queue, 8)
+        # Workers that each committed the entries and died before acknowledging them, until
+        # the entries were delivered as often as allowed.
+        entries = await read_by_a_dead_worker(pipeline)
+        await writer.write([packed(entry) for entry in entries])
+        for entry in entries:
+            await redis.xclaim(
+                KEYS.stream(entry.shard),
+                KEYS.group,
+                "dead-worker",
+                0,
+                [entry.id],
+                retrycount=pipeline.max_deliveries,
+            )
+
+        async with running_worker(pipeline):
+            await wait_for(lambda: drained(redis), what="the entries to be acknowledged")
+
+        await assert_stored_once(table, ids)
+        assert await table.count() == 40
+        for shard in range(pipeline.stream_shards):
+            assert await redis.xlen(KEYS.dead(shard)) == 0
+
     async def test_a_refused_entry_is_isolated_then_dead_lettered_after_max_deliveries(
         self, pipeline: Settings, queue: RedisStreamQueue, table: Table, redis: Redis
     ) -> None:

@@ -6,11 +6,10 @@ original batch, INCRBY of the backlog, XDEL from the dead-letter stream. The wor
 it as any accepted entry, exactly once (the store's ledger, `store.bulk`); a second replay of
 the same dead letter finds it gone and adds nothing. Its logs get the new entry's message ids.
 
-The worker dead-letters entries it did not store: refused or undecodable ones, and ones
-delivered past the limit, each delivery of which would have been acknowledged had its rows been
-committed. Only workers that each died between a commit and its acknowledgement, that many
-times in a row, leave a stored entry dead; the ledger has forgotten its old id by the time an
-operator replays, so that entry's logs would be stored a second time.
+The worker dead-letters only entries it did not store: refused or undecodable ones, and ones
+delivered past the limit that the ledger does not hold (workers that each died between a commit
+and its acknowledgement, that many times in a row, leave an entry the ledger holds: the next
+delivery acknowledges it). A replay therefore never stores a log twice.
 """
 
 import re

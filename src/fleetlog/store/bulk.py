@@ -120,6 +120,11 @@ SELECT count(*), coalesce(array_agg(DISTINCT device_id), '{{}}'),
        coalesce(array_agg(DISTINCT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')), '{{}}')
 FROM new
 """
+# Whether the ledger holds the entry ($1 shard, $2 ms, $3 seq, $4 digest): its logs are stored.
+IN_LEDGER = """
+SELECT EXISTS (SELECT FROM stored_entries
+               WHERE (shard, entry_ms, entry_seq) = ($1, $2, $3) AND digest IN ($4, -1))
+"""
 # At most FORGET_ROWS a call, so that a long history (the ledger filled by migration 0003)
 # goes in bounded steps.
 FORGET_ROWS = 100_000
@@ -242,6 +247,16 @@ class BulkWriter:
         STORE_COMMIT_SECONDS.observe(time.perf_counter() - started)
         STORE_COMMIT_ROWS.observe(rows)
         return Written(rows=rows, devices=set(devices), days=set(days))
+
+    async def holds(self, entry: Packed) -> bool:
+        """Whether the entry's logs were stored (the ledger still has it)."""
+        try:
+            async with self.pool.acquire() as conn:
+                return bool(await conn.fetchval(IN_LEDGER, *entry[:4]))
+        except DOWN_ERRORS as exc:
+            raise StoreUnavailable(
+                "PostgreSQL cannot read the ledger", retry_after=RETRY_AFTER_S
+            ) from exc
 
     async def forget(self, shard: int, below: tuple[int, int], *, stored_before: timedelta) -> int:
         """Drop the ledger rows of `shard`'s entries with ids below `below` (ms, seq), entries

@@ -280,8 +280,15 @@ class Worker:
         )
 
     async def _admit(self, entry: StreamEntry) -> bool:
-        """False for an entry dead-lettered instead: delivered too often, or not a batch."""
-        if entry.deliveries > self.settings.max_deliveries:
+        """False for an entry dead-lettered instead: delivered too often, or not a batch.
+
+        An entry delivered too often whose logs are stored (its workers died between commit
+        and acknowledgement) is admitted: storing it adds nothing, and it is acknowledged.
+        Dead-lettered, a replay would store its logs again under a new entry id.
+        """
+        if entry.deliveries > self.settings.max_deliveries and not await self.writer.holds(
+            packed(entry)
+        ):
             error = f"delivered {entry.deliveries} times without being stored"
             await self._dead_letter(entry, error, reason="max_deliveries")
             return False
