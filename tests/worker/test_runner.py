@@ -153,6 +153,13 @@ async def read_by_a_dead_worker(settings: Settings) -> list[StreamEntry]:
     return entries
 
 
+async def committed_by_a_dead_worker(settings: Settings, writer: BulkWriter) -> list[StreamEntry]:
+    """Every shard's entries, committed by a worker that died before acknowledging them."""
+    entries = await read_by_a_dead_worker(settings)
+    await writer.write([packed(entry) for entry in entries])
+    return entries
+
+
 def dead_lettered(settings: Settings, reason: str) -> float:
     return sum(
         sample("fleetlog_dead_letters_total", shard=str(shard), reason=reason)
@@ -179,9 +186,7 @@ class TestRedelivery:
         redis: Redis,
     ) -> None:
         ids = await put_many(queue, 40)
-        # A worker that committed its batch and died before acknowledging it.
-        entries = await read_by_a_dead_worker(pipeline)
-        await writer.write([packed(entry) for entry in entries])
+        await committed_by_a_dead_worker(pipeline, writer)
         assert await table.count() == 200
         duplicates_before = sample("fleetlog_logs_duplicate_total")
         retired: set[str] = set()
@@ -265,8 +270,7 @@ class TestPoison:
         ids = await put_many(queue, 8)
         # Workers that each committed the entries and died before acknowledging them, until
         # the entries were delivered as often as allowed.
-        entries = await read_by_a_dead_worker(pipeline)
-        await writer.write([packed(entry) for entry in entries])
+        entries = await committed_by_a_dead_worker(pipeline, writer)
         for entry in entries:
             await redis.xclaim(
                 KEYS.stream(entry.shard),
