@@ -10,7 +10,7 @@ from fleetlog.auth.principals import Scope
 from fleetlog.records import LogRecord
 from fleetlog.store.sqlite_writer import SqliteWriter
 from tests.fixtures.auth import add_key, bearer, secure_settings, serving
-from tests.fixtures.pipeline import sample, wait_for
+from tests.fixtures.pipeline import retention_passes, wait_for_a_retention_pass
 
 NOW = datetime.now(UTC)
 
@@ -113,24 +113,13 @@ class TestRules:
                 assert answer.status_code == 403, (method, path)
 
 
-def passes() -> float:
-    return sum(
-        sample("fleetlog_retention_passes_total", outcome=outcome)
-        for outcome in ("done", "busy", "failed")
-    )
-
-
 async def test_preview_then_apply(admin) -> None:
     settings = admin["settings"]
     headers = bearer(admin["keys"][Scope.ADMIN])
-    before = passes()
+    before = retention_passes()
     async with serving(settings) as http:
-
-        async def passed_at_start() -> bool:
-            return passes() > before
-
         # The server's own pass at start goes first, so it cannot take the seeded logs.
-        await wait_for(passed_at_start, what="the server's retention pass at start")
+        await wait_for_a_retention_pass(before)
         await seed(settings, [0.5, 3, 3.5, 50])
         await http.post(
             "/api/retention/rules", json={"log_level": "DEBUG", "days": 2}, headers=headers

@@ -30,7 +30,13 @@ from fleetlog.store.bulk import BulkWriter
 from fleetlog.store.partitions import partition_name
 from fleetlog.store.rollups import RollupStore
 from tests.fixtures.app import client_of, running_app
-from tests.fixtures.pipeline import pipeline_settings, running_worker, wait_for
+from tests.fixtures.pipeline import (
+    pipeline_settings,
+    retention_passes,
+    running_worker,
+    wait_for,
+    wait_for_a_retention_pass,
+)
 from tests.fixtures.records import make_log
 
 if TYPE_CHECKING:
@@ -94,9 +100,13 @@ async def apply_when_free(retention: Retention) -> Report:
 async def ingest_server(
     under_test: StoreUnderTest, request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An API process on the store (and the pipeline's worker, on PostgreSQL)."""
+    """An API process on the store (and the pipeline's worker, on PostgreSQL). Embedded, it
+    yields once the server's own retention pass at start is over, so that the pass under test
+    is the only one at work (the server's, without an archive, would take logs unarchived)."""
     if under_test.kind == "sqlite":
+        before = retention_passes()
         async with running_app(under_test.settings) as app, client_of(app) as http:
+            await wait_for_a_retention_pass(before)
             yield http
         return
     assert under_test.settings.database_url is not None
