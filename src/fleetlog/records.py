@@ -70,7 +70,13 @@ def reject_nul(value: str) -> str:
 
 
 def check_log_data(value: dict[str, Any]) -> dict[str, Any]:
-    """Bound `log_data`: nesting depth, number of keys, no NUL, numbers every store can hold.
+    """Bound `log_data`: nesting depth, number of keys, no NUL, numbers every store can hold."""
+    log_data_keys(value)
+    return value
+
+
+def log_data_keys(value: dict[str, Any]) -> int:
+    """The keys of `value` at every depth, once it is held to `check_log_data`'s rules.
 
     Walked a level at a time, with the JSON types tested first: this runs for every log, and
     most `log_data` is one flat object, checked without the walk's lists.
@@ -98,7 +104,7 @@ def check_log_data(value: dict[str, Any]) -> dict[str, Any]:
         raise PydanticCustomError(
             "max_keys", "must not hold more than {limit} keys", {"limit": MAX_LOG_DATA_KEYS}
         )
-    return value
+    return keys
 
 
 def check_container(node: dict[str, Any] | list[Any], nested: list[Any]) -> int:

@@ -5,6 +5,7 @@ The OpenTelemetry SDK's own exporter is in test_otlp_sdk.py.
 
 import base64
 import gzip
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
+from fleetlog.api.routes.otlp import NAMED_REFUSALS
 from fleetlog.auth.principals import Scope
 from tests.fixtures.auth import add_key, secure_settings, serving
 from tests.shippers.otlp_bodies import (
@@ -30,6 +32,8 @@ JSON = {"Content-Type": "application/json"}
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 TRACE_ID = "5B8EFFF798038103D269B633813FC60C"
 SPAN_ID = "eee19b7ec3c1b174"
+# A refusal as partial_success's message names it.
+NAMED = re.compile(r"log record (\d+) \(([\w.]+)\)")
 
 
 async def export_json(http: httpx.AsyncClient, document: Any, **headers: str) -> dict[str, Any]:
@@ -283,6 +287,63 @@ class TestPartialSuccess:
         assert await export_json(client, {}) == {}
         assert await export_proto(client, b"") == ExportLogsServiceResponse()
         assert await stored(client) == []
+
+
+class TestLogDataRules:
+    """The mapping checks the log_data it builds as it goes, a scope's resource and scope once,
+    and leaves the rest to the rules' walk: either way each record meets the same rules as the
+    reference API's log_data, and the count of its keys includes the shared part."""
+
+    async def test_a_record_that_breaks_a_rule_is_refused_by_name_and_the_others_stored(
+        self, client
+    ):
+        deep = ".".join(["k"] * 20)
+        cases = [
+            ("plain", {"attributes": json_attributes({"zone": "north", "n": 4})}, None),
+            ("nested", {"attributes": json_attributes({"a": {"b": {"c": 1}}})}, None),
+            ("dotted", {"attributes": json_attributes({".".join(["k"] * 12): 1})}, None),
+            ("too deep", {"attributes": json_attributes({deep: 1})}, "log_data.max_depth"),
+            ("nul in a key", {"attributes": json_attributes({"a\x00": 1})}, "log_data.no_nul"),
+            ("nul in a value", {"attributes": json_attributes({"a": "b\x00"})}, "log_data.no_nul"),
+            ("nul nested", {"attributes": json_attributes({"a": ["\x00"]})}, "log_data.no_nul"),
+            ("nul in the severity", {"severityText": "IN\x00FO"}, "log_data.no_nul"),
+            ("nul in the event name", {"eventName": "x\x00"}, "log_data.no_nul"),
+        ]
+        records = [json_record(name, **fields) for name, fields, _ in cases]
+
+        answer = await export_json(client, json_request(*records))
+
+        refused = [(index, rule) for index, (_, _, rule) in enumerate(cases) if rule]
+        message = answer["partialSuccess"]["errorMessage"]
+        assert message.startswith(f"{len(refused)} of {len(cases)} log records were refused")
+        named = [(int(index), rule) for index, rule in NAMED.findall(message)]
+        assert named == refused[:NAMED_REFUSALS]
+        assert sorted(by_message(await stored(client))) == sorted(
+            name for name, _, rule in cases if rule is None
+        )
+
+    @pytest.mark.parametrize("dotted", [False, True])
+    async def test_the_key_limit_counts_the_resource_and_every_nested_key(self, client, dotted):
+        # log_data: resource (1 + 500 keys), attributes (1 + n), severity_number (1).
+        resource = {"service.name": "pump-7", **{f"r{i}": i for i in range(500)}}
+        # "a.b.c" and "a.x" nest as {"a": {"b": {"c"}, "x"}}: five keys.
+        nested = {"a.b.c": 1, "a.b.d": 2, "a.x": 3} if dotted else {}
+        flat = 497 - (5 if dotted else 0)
+        at_limit = {**nested, **{f"f{i}": i for i in range(flat)}}
+        over = {**at_limit, "one more": 1}
+        records = [
+            json_record("at the limit", attributes=json_attributes(at_limit)),
+            json_record("over it", attributes=json_attributes(over)),
+        ]
+
+        answer = await export_json(client, json_request(*records, resource=resource))
+
+        message = answer["partialSuccess"]["errorMessage"]
+        assert message.startswith(
+            "1 of 2 log records were refused: log record 1 (log_data.max_keys)"
+        )
+        (log,) = await stored(client)
+        assert log["message"] == "at the limit"
 
 
 def rpc_status(answer: httpx.Response) -> status_pb2.Status:

@@ -5,21 +5,31 @@ level by the severity number, else its text; the message by a string body, else 
 compact JSON (so its words are searched), the body itself kept in `log_data.body`. Every other
 part of a record lands in `log_data` under a key of its own, each key-value list as a JSON
 object whose dotted keys are nested, so the query language's `attr.a.b` reaches `a.b`.
+
+The mapping runs for every record: what it reads it holds to log_data's rules as it goes (a
+scope's shared part once), so that `Rules.sort` walks again only what it could not vouch for.
 """
 
 import base64
 import math
 from collections.abc import Iterable, KeysView
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from pydantic_core import PydanticCustomError
 
-from fleetlog.records import EPOCH, LogLevel, normalise_level
+from fleetlog.records import (
+    MAX_LOG_DATA_DEPTH,
+    MAX_LOG_DATA_KEYS,
+    LogLevel,
+    log_data_keys,
+    normalise_level,
+)
 from fleetlog.shippers.intake import Refusal, Shipped
 
 # The resource attributes that name the device, in this order: the semantic conventions'
@@ -44,6 +54,8 @@ SEVERITY_LEVELS = (
 SCALARS = frozenset({"string_value", "int_value", "bool_value"})
 # Doubles JSON cannot hold, spelt as protobuf's JSON mapping spells them.
 NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+# Attributes whose keys have fewer dots nest well within MAX_LOG_DATA_DEPTH wherever they sit.
+SHALLOW_DOTS = MAX_LOG_DATA_DEPTH // 2
 
 
 @dataclass(slots=True)
@@ -66,17 +78,27 @@ def map_request(request: ExportLogsServiceRequest) -> Mapped:
         # The attribute that names the device is the record's device_id, not repeated here.
         resource = key_values(pair for pair in attributes if named is None or pair.key != named[0])
         for scope_logs in resource_logs.scope_logs:
-            context = {"resource": resource, "scope": scope_of(scope_logs.scope)}
+            context = {"resource": resource[0], "scope": scope_of(scope_logs.scope)}
             context = {key: value for key, value in context.items() if value}
+            context_keys = keys_within_rules(context)
             for record in scope_logs.log_records:
                 index = mapped.total
                 mapped.total += 1
                 if device is None:
                     mapped.refusals.append(Refusal(index, "device_id", NO_DEVICE))
                     continue
-                mapped.shipped.append(shipped(record, device, context))
+                mapped.shipped.append(shipped(record, device, context, context_keys))
                 mapped.indexes.append(index)
     return mapped
+
+
+def keys_within_rules(log_data: dict[str, Any]) -> int | None:
+    """The keys of `log_data` at every depth, or None when it breaks log_data's rules (then each
+    record it goes into meets them in `Rules.sort`, which says which)."""
+    try:
+        return log_data_keys(log_data)
+    except PydanticCustomError:
+        return None
 
 
 def device_of(attributes: Iterable[KeyValue]) -> tuple[str, str] | None:
@@ -99,13 +121,22 @@ def device_of(attributes: Iterable[KeyValue]) -> tuple[str, str] | None:
     return None
 
 
-def shipped(record: LogRecord, device: str, context: dict[str, Any]) -> Shipped:
+def shipped(
+    record: LogRecord, device: str, context: dict[str, Any], context_keys: int | None
+) -> Shipped:
+    """The record as a `Shipped`; `context` (the resource and scope) goes into its log_data,
+    whose keys `context_keys` counts (None: it breaks log_data's rules)."""
     log_data: dict[str, Any] = {}
+    # The keys of log_data at every depth, while what it holds is known to meet its rules.
+    keys = context_keys
     if record.attributes:
-        log_data["attributes"] = key_values(record.attributes)
+        attributes, attribute_keys = key_values(record.attributes)
+        log_data["attributes"] = attributes
+        keys = None if keys is None or attribute_keys is None else keys + attribute_keys
     message, body = message_of(record)
     if body is not None:
         log_data["body"] = body
+        keys = None
     if record.trace_id:
         log_data["trace_id"] = record.trace_id.hex()
     if record.span_id:
@@ -116,13 +147,18 @@ def shipped(record: LogRecord, device: str, context: dict[str, Any]) -> Shipped:
         log_data["severity_number"] = number
     if text := record.severity_text:
         log_data["severity_text"] = text
+        if "\x00" in text:
+            keys = None
     if event_name := record.event_name:
         log_data["event_name"] = event_name
+        if "\x00" in event_name:
+            keys = None
     if dropped := record.dropped_attributes_count:
         log_data["dropped_attributes_count"] = dropped
+    checked = keys is not None and keys + len(log_data) <= MAX_LOG_DATA_KEYS
     log_data.update(context)
     level = SEVERITY_LEVELS[(number - 1) // 4] if 1 <= number <= 24 else level_of(record)
-    return Shipped(device, level, message, log_data, event_time(record))
+    return Shipped(device, level, message, log_data, event_time(record), checked)
 
 
 def level_of(record: LogRecord) -> LogLevel:
@@ -141,24 +177,27 @@ def level_of(record: LogRecord) -> LogLevel:
 
 def message_of(record: LogRecord) -> tuple[str, Any]:
     """The message, and the body to keep in log_data when it is not a string (else None)."""
-    if record.body.WhichOneof("value") == "string_value":
-        return record.body.string_value, None
-    body = any_value(record.body)
+    value = record.body
+    if value.WhichOneof("value") == "string_value":
+        return value.string_value, None
+    body = any_value(value)
     if body is None:
         return record.event_name, None
     return (body if isinstance(body, str) else orjson.dumps(body).decode()), body
 
 
 def event_time(record: LogRecord) -> datetime | None:
+    """The record's time to the microsecond (cut, not rounded). A float of whole microseconds
+    is off by under 0.2 µs until the year 2106, so `fromtimestamp` rounds it back exactly."""
     nanos = record.time_unix_nano or record.observed_time_unix_nano
-    return EPOCH + timedelta(microseconds=nanos // 1000) if nanos else None
+    return datetime.fromtimestamp(nanos // 1000 / 1e6, UTC) if nanos else None
 
 
 def scope_of(scope: InstrumentationScope) -> dict[str, Any]:
     described = {
         "name": scope.name,
         "version": scope.version,
-        "attributes": key_values(scope.attributes),
+        "attributes": key_values(scope.attributes)[0],
     }
     return {key: value for key, value in described.items() if value}
 
@@ -173,7 +212,7 @@ def any_value(value: AnyValue) -> Any:
         number = value.double_value
         return number if math.isfinite(number) else NON_FINITE.get(number, "NaN")
     if kind == "kvlist_value":
-        return key_values(value.kvlist_value.values)
+        return key_values(value.kvlist_value.values)[0]
     if kind == "array_value":
         return [any_value(item) for item in value.array_value.values]
     if kind == "bytes_value":
@@ -182,39 +221,54 @@ def any_value(value: AnyValue) -> Any:
     return None
 
 
-def key_values(pairs: Iterable[KeyValue]) -> dict[str, Any]:
-    """A key-value list as a JSON object (the last of a repeated key wins), dotted keys nested.
+def key_values(pairs: Iterable[KeyValue]) -> tuple[dict[str, Any], int | None]:
+    """A key-value list as a JSON object (the last of a repeated key wins), dotted keys nested;
+    and its keys at every depth when it meets log_data's rules as read (strings without NUL,
+    int64s, booleans and finite doubles, nested no deeper than SHALLOW_DOTS), else None.
 
     Every record has its attributes read here, mostly strings and numbers: those are taken
     without a call of `any_value` each.
     """
-    values = {}
+    values: dict[str, Any] = {}
+    plain = True
     for pair in pairs:
         value = pair.value
         kind = value.WhichOneof("value")
-        if kind in SCALARS:
+        if kind == "string_value":
+            values[pair.key] = text = value.string_value
+            plain = plain and "\x00" not in text
+        elif kind == "int_value" or kind == "bool_value":
             values[pair.key] = getattr(value, kind)
         elif kind == "double_value" and math.isfinite(number := value.double_value):
             values[pair.key] = number
         else:
             values[pair.key] = any_value(value)
-    if "." not in "".join(values):
-        return values
+            plain = False
+    joined = "".join(values)
+    plain = plain and "\x00" not in joined
+    if "." not in joined:
+        return values, len(values) if plain else None
     tree: dict[str, Any] = {}
-    for key, value in values.items():
-        place(tree, key, value, keys=values.keys())
-    return tree
+    keys = sum(place(tree, key, value, keys=values.keys()) for key, value in values.items())
+    shallow = max(key.count(".") for key in values) < SHALLOW_DOTS
+    return tree, keys if plain and shallow else None
 
 
-def place(tree: dict[str, Any], key: str, value: Any, *, keys: KeysView[str]) -> None:
+def place(tree: dict[str, Any], key: str, value: Any, *, keys: KeysView[str]) -> int:
     """`http.method` at tree["http"]["method"]. A key that another key is a prefix of (`http`
-    and `http.method` both sent), or with an empty part, stays whole, at the top."""
+    and `http.method` both sent), or with an empty part, stays whole, at the top. Returns how
+    many keys the tree gained (the value's, and those of the objects made to hold it)."""
     parts = key.split(".")
     prefixes = (".".join(parts[:end]) for end in range(1, len(parts)))
     if not all(parts) or any(prefix in keys for prefix in prefixes):
         tree[key] = value
-        return
+        return 1
+    gained = 1
     node = tree
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
+        if part not in node:
+            node[part] = {}
+            gained += 1
+        node = node[part]
     node[parts[-1]] = value
+    return gained
