@@ -21,6 +21,7 @@ from logging_loki import LokiHandler
 
 from fleetlog.auth.principals import Scope
 from fleetlog.config import Settings
+from fleetlog.records import MAX_LOG_DATA_KEYS
 from fleetlog.shippers.loki_push_pb2 import EntryAdapter, PushRequest, StreamAdapter
 from tests.api.test_pipeline_query import stored_and_acknowledged
 from tests.fixtures.app import client_of, migrated, running_app
@@ -489,6 +490,33 @@ class TestRefusedEntries:
         assert sorted(messages(await found(client))) == ["also fresh", "fine too", "fresh"]
         refused = sample("fleetlog_shipped_records_total", protocol="loki", outcome="refused")
         assert refused - before == 5
+
+    async def test_log_data_rules_count_the_labels_with_each_entrys_metadata(self, client):
+        # log_data: the 2 labels besides the device's, then the metadata.
+        labels = {"host": "cam-1", "app": "door", "zone": "north"}
+        at_limit = {f"m{i}": "x" for i in range(MAX_LOG_DATA_KEYS - 2)}
+        pushed = [
+            Stream(
+                labels,
+                [
+                    Entry(at(1), "at the limit", at_limit),
+                    Entry(at(1), "over it", {**at_limit, "one more": "x"}),
+                    Entry(at(1), "nul in metadata", {"k": "a\x00"}),
+                    Entry(at(1), "nul in a metadata name", {"k\x00": "a"}),
+                    Entry(at(1), "plain", {"k": "a"}),
+                ],
+            ),
+            stream({"host": "cam-2", "app": "a\x00"}, "nul in a label"),
+        ]
+        answer = await push_json(client, *pushed)
+        assert answer.status_code == 400
+        assert [(d["stream"], d["entry"], d["rule"]) for d in answer.json()["detail"]] == [
+            (0, 1, "log_data.max_keys"),
+            (0, 2, "log_data.no_nul"),
+            (0, 3, "log_data.no_nul"),
+            (1, 0, "log_data.no_nul"),
+        ]
+        assert sorted(messages(await found(client))) == ["at the limit", "plain"]
 
     async def test_a_protobuf_time_no_calendar_holds_is_refused(self, client):
         far = Entry(10**9 * 400_000_000_000, "year ten thousand and more")

@@ -4,6 +4,9 @@ Each entry is one record: the stream's device label names the device, the line i
 the other labels and the entry's structured metadata are `log_data`. Entries are answered one
 by one, as Loki answers them: those that break a rule are refused with the reason, and the
 others of the same request are stored all the same.
+
+Such a log_data is one flat object of strings, which can break only two of its rules (a NUL,
+too many keys): the mapping checks those as it goes, a stream's labels once for its entries.
 """
 
 import re
@@ -15,7 +18,7 @@ from typing import Any
 from fleetlog.errors import FleetlogError, Forbidden, MalformedBody, UnsupportedMediaType
 from fleetlog.ingest import Shipment
 from fleetlog.metrics import SHIPPED_RECORDS
-from fleetlog.records import LEVEL_ALIASES, LogLevel
+from fleetlog.records import LEVEL_ALIASES, MAX_LOG_DATA_KEYS, LogLevel
 from fleetlog.shippers.intake import Shipped
 from fleetlog.shippers.loki_wire import Stream, decode_json, decode_protobuf
 
@@ -95,6 +98,7 @@ def map_streams(streams: Sequence[Stream], *, device_labels: Sequence[str], org_
             continue
         labels = {name: value for name, value in stream.labels.items() if name != device}
         stream_level = find_level(labels) or LogLevel.INFO
+        shared_clean = no_nul(labels) and "\x00" not in org_id
         for entry, (ns, line, metadata) in enumerate(stream.entries):
             ts = event_time(ns)
             if ts is None:
@@ -103,9 +107,19 @@ def map_streams(streams: Sequence[Stream], *, device_labels: Sequence[str], org_
                 continue
             log_data = merged(labels, metadata, org_id)
             level = find_level(metadata) or stream_level
-            mapped.shipped.append(Shipped(stream.labels[device], level, line, log_data, ts))
+            checked = (
+                shared_clean
+                and len(log_data) <= MAX_LOG_DATA_KEYS
+                and (not metadata or no_nul(metadata))
+            )
+            device_id = stream.labels[device]
+            mapped.shipped.append(Shipped(device_id, level, line, log_data, ts, checked))
             mapped.places.append((index, entry))
     return mapped
+
+
+def no_nul(pairs: dict[str, str]) -> bool:
+    return "\x00" not in "".join(pairs) and "\x00" not in "".join(pairs.values())
 
 
 def event_time(ns: int) -> datetime | None:
