@@ -102,7 +102,7 @@ def decode_protobuf(body: bytes | bytearray, *, limit: int) -> list[Stream]:
             stream_labels(stream.labels, index),
             [
                 LokiEntry(
-                    entry.timestamp.seconds * 1_000_000_000 + entry.timestamp.nanos,
+                    (ts := entry.timestamp).seconds * 1_000_000_000 + ts.nanos,
                     entry.line,
                     {pair.name: pair.value for pair in entry.structuredMetadata},
                 )
