@@ -133,8 +133,7 @@ def event_time(ns: int) -> datetime | None:
 
 def find_level(pairs: dict[str, str]) -> LogLevel | None:
     for key in LEVEL_KEYS:
-        level = LEVEL_ALIASES.get(pairs.get(key, "").strip().lower())
-        if level is not None:
+        if key in pairs and (level := LEVEL_ALIASES.get(pairs[key].strip().lower())):
             return level
     return None
 
