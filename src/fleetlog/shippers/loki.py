@@ -123,7 +123,7 @@ def no_nul(pairs: dict[str, str]) -> bool:
 
 def event_time(ns: int) -> datetime | None:
     """Nanoseconds since the epoch at fleetlog's precision (microseconds, rounded down). A
-    float of whole microseconds is off by under 0.2 µs from 1970 to 2106 (every time the event
+    float of whole microseconds is off by under 0.25 µs from 1970 to 2106 (every time the event
     window accepts), so `fromtimestamp` rounds it back exactly."""
     try:
         return datetime.fromtimestamp(ns // 1000 / 1e6, UTC)

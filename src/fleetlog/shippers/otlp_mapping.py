@@ -188,7 +188,7 @@ def message_of(record: LogRecord) -> tuple[str, Any]:
 
 def event_time(record: LogRecord) -> datetime | None:
     """The record's time to the microsecond (cut, not rounded). A float of whole microseconds
-    is off by under 0.2 µs until the year 2106, so `fromtimestamp` rounds it back exactly."""
+    is off by under 0.25 µs until 2106 (2³² s), so `fromtimestamp` rounds it back exactly."""
     nanos = record.time_unix_nano or record.observed_time_unix_nano
     return datetime.fromtimestamp(nanos // 1000 / 1e6, UTC) if nanos else None
 
