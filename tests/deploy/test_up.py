@@ -4,6 +4,7 @@ by `fleetlog up`); every acknowledged log is stored exactly once."""
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -136,3 +137,29 @@ def test_up_needs_redis_and_postgresql() -> None:
     )
     assert refused.returncode == 2
     assert "needs FLEETLOG_REDIS_URL and FLEETLOG_DATABASE_URL" in refused.stderr
+
+
+def test_up_names_the_ports_in_use_and_starts_nothing(tmp_path: Path) -> None:
+    port = free_ports(3)
+    env = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("FLEETLOG_")},
+        # Never reached: the ports are checked before anything starts.
+        "FLEETLOG_REDIS_URL": "redis://127.0.0.1:1",
+        "FLEETLOG_DATABASE_URL": "postgresql://fleetlog@127.0.0.1:1/fleetlog",
+        "FLEETLOG_WORKER_METRICS_PORT": "0",
+        "FLEETLOG_DATA_DIR": str(tmp_path),
+    }
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", port + 2))
+        other.listen()
+        refused = subprocess.run(
+            [sys.executable, "-m", "fleetlog", "up", "--api", "2", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_TIMEOUT_S,
+        )
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 1, output
+    assert f"in use already: 127.0.0.1:{port + 2} (api-2)." in output
+    assert "started, pid" not in output

@@ -37,10 +37,20 @@ CONSECUTIVE_PORTS = range(20000, 32000)
 CONSECUTIVE_TRIES = 100
 
 
-def bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+def bindable(port: int, host: str = HOST) -> bool:
+    """Whether a server could listen on host:port now. With SO_REUSEADDR, as servers bind: a
+    port whose connections are closing (TIME_WAIT) is free, one something listens on is not."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+    except socket.gaierror:
+        # Not an address this machine resolves: the server itself says so when it starts.
+        return True
+    with socket.socket(family, kind, protocol) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((HOST, port))
+            sock.bind(address)
         except OSError:
             return False
     return True

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.request import urlopen
 
 from fleetlog.config import Settings
-from fleetlog.localstack.process import log_tail
+from fleetlog.localstack.process import bindable, log_tail
 from fleetlog.topology.nginx import NGINX, render_main, render_site
 from fleetlog.topology.processes import Child
 
@@ -93,6 +93,22 @@ class Topology:
             "FLEETLOG_TRUSTED_PROXIES": ",".join(proxies),
             "FLEETLOG_INSTANCE": f"{self.settings.instance}-{name}",
         }
+
+    def ports_in_use(self) -> list[str]:
+        """The ports of nginx, the API processes and the workers' metrics that something else
+        listens on, each with whose it is."""
+        wanted = [("nginx", self.settings.host, self.settings.port)]
+        wanted += [
+            (api.name, HOST, port) for api, port in zip(self.apis, self.api_ports, strict=True)
+        ]
+        wanted += [
+            (f"{worker.name} metrics", self.settings.host, port)
+            for i, worker in enumerate(self.workers)
+            if (port := self.worker_metrics_port(i))
+        ]
+        return [
+            f"{host}:{port} ({name})" for name, host, port in wanted if not bindable(port, host)
+        ]
 
     def write_nginx_conf(self) -> None:
         site = self.workdir / "fleetlog.conf"
@@ -173,6 +189,15 @@ def run_up(settings: Settings, *, api: int, workers: int, on_ready: Callable[[st
     stop = stop_on_signals()
     workdir = Path(tempfile.mkdtemp(prefix="fleetlog-up-"))
     topology = Topology(settings, api=api, workers=workers, workdir=workdir)
+    if taken := topology.ports_in_use():
+        shutil.rmtree(workdir, ignore_errors=True)
+        log.error(
+            "fleetlog up: in use already: %s. Choose other ports: --port for nginx (the API "
+            "processes take the ones after it), FLEETLOG_WORKER_METRICS_PORT for the workers' "
+            "metrics (0: none)",
+            ", ".join(taken),
+        )
+        return 1
     try:
         topology.write_nginx_conf()
         topology.migrate()
