@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
+import httpx
 import pytest
 from redis.asyncio import Redis
 
@@ -29,7 +30,7 @@ STARTUP_TIMEOUT_S = 60.0
 class Up(FleetlogProcess):
     """`fleetlog up --api 2 --workers 2` on the suite's Redis and a database of its own."""
 
-    def __init__(self, redis_url: str, database_url: str, tmp_path: Path) -> None:
+    def __init__(self, redis_url: str, database_url: str, tmp_path: Path, **env: str) -> None:
         # nginx's port and the two API processes' after it.
         self.port = free_ports(3)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -37,7 +38,7 @@ class Up(FleetlogProcess):
         settings = pipeline_settings(redis_url, database_url, tmp_path)
         super().__init__(
             ["up", "--api", "2", "--workers", "2", "--port", str(self.port)],
-            env=settings_env(settings),
+            env={**settings_env(settings), **env},
             log_path=tmp_path / "up.log",
         )
 
@@ -163,3 +164,41 @@ def test_up_names_the_ports_in_use_and_starts_nothing(tmp_path: Path) -> None:
     assert refused.returncode == 1, output
     assert f"in use already: 127.0.0.1:{port + 2} (api-2)." in output
     assert "started, pid" not in output
+
+
+def test_through_nginx_each_client_is_limited_by_the_address_nginx_saw(
+    redis_server: RedisServer, postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """nginx adds the peer's address to X-Forwarded-For and the API processes trust nginx
+    alone: what a client writes there itself changes nothing (the per-address limit of
+    refused sign-ins, shared by both API processes, sees the client's own address)."""
+    burst = 3
+
+    def refused_sign_in(source: str, forwarded_for: str) -> int:
+        transport = httpx.HTTPTransport(local_address=source)
+        with httpx.Client(transport=transport) as client:
+            answer = client.post(
+                f"{up.url}/api/auth/token",
+                data={"username": "nobody", "password": "wrong"},
+                headers={"X-Forwarded-For": forwarded_for},
+            )
+        return answer.status_code
+
+    redis_server.flushall()
+    with fresh_database(postgres_server) as database_url:
+        up = Up(
+            redis_server.url,
+            database_url,
+            tmp_path,
+            FLEETLOG_ADDRESS_RATE="0.01",
+            FLEETLOG_ADDRESS_BURST=str(burst),
+        )
+        up.start()
+        try:
+            up.wait_up()
+            spoofing = [refused_sign_in("127.0.0.2", f"203.0.113.{i}") for i in range(burst + 1)]
+            other_client = refused_sign_in("127.0.0.3", "203.0.113.0")
+        finally:
+            up.stop()
+    assert spoofing == [401] * burst + [429]
+    assert other_client == 401
