@@ -31,6 +31,9 @@ class LogLevel(StrEnum):
     CRITICAL = "CRITICAL"
 
 
+# Each level's name as a plain str, looked up for every log: an enum's `.value` costs ~0.1 µs.
+LEVEL_NAMES: dict[LogLevel, str] = {level: level.value for level in LogLevel}
+
 LEVEL_ALIASES: dict[str, LogLevel] = {
     "trace": LogLevel.DEBUG,
     "debug": LogLevel.DEBUG,
@@ -213,7 +216,7 @@ class LogRecord:
     def accept(cls, log: LogIn, *, ts: datetime, received_at: datetime) -> "LogRecord":
         return cls(
             device_id=log.device_id,
-            level=log.log_level.value,
+            level=LEVEL_NAMES[log.log_level],
             message=log.message,
             log_data=log.log_data,
             ts=ts,

@@ -18,7 +18,7 @@ from pydantic_core import PydanticCustomError
 from fleetlog.auth.principals import Principal
 from fleetlog.event_time import EventBounds, rfc3339
 from fleetlog.metrics import LINES_TRUNCATED
-from fleetlog.records import MAX_DEVICE_ID, LogLevel, LogRecord, check_log_data
+from fleetlog.records import LEVEL_NAMES, MAX_DEVICE_ID, LogLevel, LogRecord, check_log_data
 
 TRUNCATED = " …[truncated {dropped} bytes]"
 
@@ -111,7 +111,7 @@ class Rules:
             records.append(
                 LogRecord(
                     device_id,
-                    item.level.value,
+                    LEVEL_NAMES[item.level],
                     message,
                     item.log_data,
                     received_at if ts is None else ts,

@@ -78,17 +78,17 @@ def map_request(request: ExportLogsServiceRequest) -> Mapped:
         # The attribute that names the device is the record's device_id, not repeated here.
         resource = key_values(pair for pair in attributes if named is None or pair.key != named[0])
         for scope_logs in resource_logs.scope_logs:
+            records = scope_logs.log_records
+            indexes = range(mapped.total, mapped.total + len(records))
+            mapped.total += len(records)
+            if device is None:
+                mapped.refusals += (Refusal(index, "device_id", NO_DEVICE) for index in indexes)
+                continue
             context = {"resource": resource[0], "scope": scope_of(scope_logs.scope)}
             context = {key: value for key, value in context.items() if value}
             context_keys = keys_within_rules(context)
-            for record in scope_logs.log_records:
-                index = mapped.total
-                mapped.total += 1
-                if device is None:
-                    mapped.refusals.append(Refusal(index, "device_id", NO_DEVICE))
-                    continue
-                mapped.shipped.append(shipped(record, device, context, context_keys))
-                mapped.indexes.append(index)
+            mapped.shipped += [shipped(record, device, context, context_keys) for record in records]
+            mapped.indexes += indexes
     return mapped
 
 
