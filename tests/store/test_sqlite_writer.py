@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import orjson
 import pytest
 from sqlalchemy.dialects import sqlite
 
@@ -54,6 +55,22 @@ async def test_a_group_that_fails_counts_nothing(settings, store):
     await writer.close()
     counts = await store.counts()
     assert (counts.total, counts.by_level, counts.recent_devices) == (2, {"INFO": 2}, ["d1"])
+
+
+async def test_log_data_is_stored_as_the_compact_json_of_what_was_given(settings, store):
+    given = [
+        {},
+        {"pad": "x"},
+        {"quote": 'say "hi"', "back\\slash": "a\\b", "tab\tnewline\n": "\u001f\r"},
+        {"é": "ünïcödé 🚀", "nested": {"list": [1, -2.5, 1e100, True, None, {"deep": []}]}},
+        {"big": 2**63 - 1, "small": -(2**63), "float": 0.1},
+    ]
+    writer = SqliteWriter(settings.sqlite_path, synchronous="FULL")
+    await writer.insert_batch([record for data in given for record in records(1, log_data=data)])
+    await writer.close()
+    stored = [log.log_data for log in reversed((await store.latest("d1", limit=10)).logs)]
+    assert stored == [orjson.dumps(data).decode() for data in given]
+    assert [orjson.loads(text) for text in stored] == given
 
 
 @pytest.mark.parametrize(
