@@ -117,7 +117,7 @@ class KeyMark:
 def as_rows(records: Sequence[LogRecord]) -> list[list[Any]]:
     """The records as the rows INSERT reads. `log_data` goes as its JSON text in a JSON string,
     which `json_extract` hands over unescaped: as an object, SQLite would parse it and write it
-    out again under the write lock (a nested one cost ~1 µs a log more than this)."""
+    out again under the write lock (0.4 µs a log more there, for 0.15 µs less out here)."""
     rows: list[list[Any]] = []
     # The logs of one request share one receive time object: format it once.
     received_at, received = None, ""
