@@ -16,6 +16,16 @@ def rfc3339(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
+def from_epoch_ns(ns: int) -> datetime:
+    """Nanoseconds since the epoch (OTLP's and Loki's times), cut to the microsecond.
+
+    A float of whole microseconds is off by under 0.25 µs from 1970 to 2106 (2³² s), so
+    `fromtimestamp` rounds it back exactly, for less than half a `timedelta` sum's cost.
+    OverflowError, OSError or ValueError for a time no calendar year 1..9999 holds.
+    """
+    return datetime.fromtimestamp(ns // 1000 / 1e6, UTC)
+
+
 def read_event_time(value: datetime | float | str) -> datetime | float:
     """RFC 3339 times in UTC (naive ones taken as UTC); epoch numbers, sent as numbers or as
     text, as floats: whether one counts seconds or milliseconds, `EventBounds.place` decides."""

@@ -12,10 +12,11 @@ too many keys): the mapping checks those as it goes, a stream's labels once for 
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fleetlog.errors import FleetlogError, Forbidden, MalformedBody, UnsupportedMediaType
+from fleetlog.event_time import from_epoch_ns
 from fleetlog.ingest import Shipment
 from fleetlog.metrics import SHIPPED_RECORDS
 from fleetlog.records import LEVEL_ALIASES, MAX_LOG_DATA_KEYS, LogLevel
@@ -122,11 +123,9 @@ def no_nul(pairs: dict[str, str]) -> bool:
 
 
 def event_time(ns: int) -> datetime | None:
-    """Nanoseconds since the epoch at fleetlog's precision (microseconds, rounded down). A
-    float of whole microseconds is off by under 0.25 µs from 1970 to 2106 (every time the event
-    window accepts), so `fromtimestamp` rounds it back exactly."""
+    """The entry's time; None for one no calendar holds."""
     try:
-        return datetime.fromtimestamp(ns // 1000 / 1e6, UTC)
+        return from_epoch_ns(ns)
     except (OverflowError, OSError, ValueError):
         return None
 

@@ -14,7 +14,7 @@ import base64
 import math
 from collections.abc import Iterable, KeysView
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -23,6 +23,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from pydantic_core import PydanticCustomError
 
+from fleetlog.event_time import from_epoch_ns
 from fleetlog.records import (
     MAX_LOG_DATA_DEPTH,
     MAX_LOG_DATA_KEYS,
@@ -76,7 +77,9 @@ def map_request(request: ExportLogsServiceRequest) -> Mapped:
         named = device_of(attributes)
         device = None if named is None else named[1]
         # The attribute that names the device is the record's device_id, not repeated here.
-        resource = key_values(pair for pair in attributes if named is None or pair.key != named[0])
+        resource, _ = key_values(
+            pair for pair in attributes if named is None or pair.key != named[0]
+        )
         for scope_logs in resource_logs.scope_logs:
             records = scope_logs.log_records
             indexes = range(mapped.total, mapped.total + len(records))
@@ -84,7 +87,7 @@ def map_request(request: ExportLogsServiceRequest) -> Mapped:
             if device is None:
                 mapped.refusals += (Refusal(index, "device_id", NO_DEVICE) for index in indexes)
                 continue
-            context = {"resource": resource[0], "scope": scope_of(scope_logs.scope)}
+            context = {"resource": resource, "scope": scope_of(scope_logs.scope)}
             context = {key: value for key, value in context.items() if value}
             context_keys = keys_within_rules(context)
             mapped.shipped += [shipped(record, device, context, context_keys) for record in records]
@@ -187,10 +190,9 @@ def message_of(record: LogRecord) -> tuple[str, Any]:
 
 
 def event_time(record: LogRecord) -> datetime | None:
-    """The record's time to the microsecond (cut, not rounded). A float of whole microseconds
-    is off by under 0.25 µs until 2106 (2³² s), so `fromtimestamp` rounds it back exactly."""
+    """The record's time, else its observed time (fixed64 nanoseconds: always a year ≤ 2554)."""
     nanos = record.time_unix_nano or record.observed_time_unix_nano
-    return datetime.fromtimestamp(nanos // 1000 / 1e6, UTC) if nanos else None
+    return from_epoch_ns(nanos) if nanos else None
 
 
 def scope_of(scope: InstrumentationScope) -> dict[str, Any]:
