@@ -76,6 +76,18 @@ STORE_COMMIT_ROWS = Histogram(
     "Logs per store commit (group commit of concurrent requests).",
     buckets=SIZE_BUCKETS,
 )
+# The embedded store has one writer at a time: summed over a server's processes, the rate of
+# the held time's sum is how busy it is (1: every second of it), the wait what that costs.
+SQLITE_WRITE_WAIT_SECONDS = Histogram(
+    "fleetlog_sqlite_write_wait_seconds",
+    "Embedded: time a group commit waited for its turn to write (another process writing).",
+    buckets=LATENCY_BUCKETS,
+)
+SQLITE_WRITE_HELD_SECONDS = Histogram(
+    "fleetlog_sqlite_write_held_seconds",
+    "Embedded: time a group commit held the turn to write (the store's only writer).",
+    buckets=LATENCY_BUCKETS,
+)
 
 AUTH_REFUSED = Counter(
     "fleetlog_auth_refused_total",

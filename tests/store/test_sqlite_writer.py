@@ -1,5 +1,8 @@
 """The embedded writer: one group, one transaction, ids in order, even when split in parts."""
 
+import asyncio
+import fcntl
+import os
 from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
@@ -10,8 +13,9 @@ from fleetlog.errors import StoreUnavailable
 from fleetlog.records import LogRecord
 from fleetlog.store.engine import create_store_engine
 from fleetlog.store.logs import LogStore
-from fleetlog.store.sqlite_writer import SqliteWriter, sqlite_time
+from fleetlog.store.sqlite_writer import SqliteWriter, sqlite_time, turns_path
 from fleetlog.store.tables import logs
+from tests.fixtures.pipeline import sample, wait_for
 
 
 def records(n: int, **overrides) -> list[LogRecord]:
@@ -55,6 +59,36 @@ async def test_a_group_that_fails_counts_nothing(settings, store):
     await writer.close()
     counts = await store.counts()
     assert (counts.total, counts.by_level, counts.recent_devices) == (2, {"INFO": 2}, ["d1"])
+
+
+async def test_the_time_waited_for_the_turn_to_write_and_held_is_measured(settings):
+    """Another process holding the turn for `held` seconds shows in the wait, not the hold."""
+    writer = SqliteWriter(settings.sqlite_path, synchronous="FULL")
+    wait = ("fleetlog_sqlite_write_wait_seconds_sum", "fleetlog_sqlite_write_wait_seconds_count")
+    hold = ("fleetlog_sqlite_write_held_seconds_sum", "fleetlog_sqlite_write_held_seconds_count")
+    before = {name: sample(name) for name in wait + hold}
+    other = os.open(turns_path(settings.sqlite_path), os.O_RDWR | os.O_CREAT, 0o600)
+    held = 0.2
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        insert = asyncio.create_task(writer.insert_batch(records(3)))
+
+        async def connected() -> bool:
+            return writer._db is not None
+
+        # The writer opens its connection, then asks for the turn.
+        await wait_for(connected, what="the writer's connection")
+        await asyncio.sleep(held)
+        assert not insert.done()
+        fcntl.flock(other, fcntl.LOCK_UN)
+        assert await insert == [1, 2, 3]
+    finally:
+        os.close(other)
+        await writer.close()
+    grew = {name: sample(name) - before[name] for name in wait + hold}
+    assert grew[wait[1]] == grew[hold[1]] == 1
+    assert grew[wait[0]] >= held * 0.9
+    assert grew[hold[0]] > 0
 
 
 async def test_log_data_is_stored_as_the_compact_json_of_what_was_given(settings, store):

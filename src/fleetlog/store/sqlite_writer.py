@@ -25,7 +25,12 @@ import orjson
 
 from fleetlog.errors import StoreUnavailable
 from fleetlog.idempotency.answers import Mark
-from fleetlog.metrics import STORE_COMMIT_ROWS, STORE_COMMIT_SECONDS
+from fleetlog.metrics import (
+    SQLITE_WRITE_HELD_SECONDS,
+    SQLITE_WRITE_WAIT_SECONDS,
+    STORE_COMMIT_ROWS,
+    STORE_COMMIT_SECONDS,
+)
 from fleetlog.records import LogRecord
 from fleetlog.store.engine import SQLITE_MMAP_BYTES
 
@@ -187,11 +192,15 @@ class SqliteWriter:
         db = self._connection()
         # Server processes take turns through a file lock: a waiter wakes the moment the lock
         # is free, where SQLite's own busy handler would sleep up to 100 ms between tries.
+        asked = time.perf_counter()
         fcntl.flock(self._turns, fcntl.LOCK_EX)
+        taken = time.perf_counter()
+        SQLITE_WRITE_WAIT_SECONDS.observe(taken - asked)
         try:
             return self._commit(db, chunks, rows, marks)
         finally:
             fcntl.flock(self._turns, fcntl.LOCK_UN)
+            SQLITE_WRITE_HELD_SECONDS.observe(time.perf_counter() - taken)
 
     @staticmethod
     def _commit(
