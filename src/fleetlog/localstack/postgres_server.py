@@ -169,8 +169,10 @@ class PostgresServer(LocalServer):
         argv = [str(self.bin_dir / "psql"), *PSQL_ARGS, "-d", self.dsn(database), "-c", sql]
         return self._run(argv, what=f"psql {sql!r}").stdout
 
-    def create_database(self, name: str) -> None:
-        self.psql(f'CREATE DATABASE "{_check_identifier(name)}"')
+    def create_database(self, name: str, *, template: str | None = None) -> None:
+        """An empty database, or a copy of `template` (which nobody may be connected to)."""
+        copy = f' TEMPLATE "{_check_identifier(template)}"' if template else ""
+        self.psql(f'CREATE DATABASE "{_check_identifier(name)}"{copy}')
 
     def drop_database(self, name: str) -> None:
         self.psql(f'DROP DATABASE IF EXISTS "{_check_identifier(name)}" WITH (FORCE)')
