@@ -1,5 +1,6 @@
 """The alerts API: rules and targets (admin), the alerts (read), the job queue (admin)."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -94,10 +95,24 @@ async def test_a_bad_rule_is_refused_naming_its_field_and_rule(client, body, pro
     assert problem in problems(refused)
 
 
-async def test_a_bad_target_is_refused(client):
-    refused = await client.post("/api/alerts/targets", json={"name": "ops", "url": "ftp://x"})
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [("ftp://x", "string_pattern_mismatch"), ("https://x/\x00", "no_nul")],
+)
+async def test_a_bad_target_is_refused(client, url, rule):
+    refused = await client.post("/api/alerts/targets", json={"name": "ops", "url": url})
     assert refused.status_code == 422
-    assert problems(refused) == [("url", "string_pattern_mismatch")]
+    assert problems(refused) == [("url", rule)]
+
+
+async def test_the_schema_states_every_rule_of_a_targets_url(client):
+    document = (await client.get("/openapi.json")).json()
+    pattern = re.compile(
+        document["components"]["schemas"]["TargetIn"]["properties"]["url"]["pattern"]
+    )
+    assert pattern.search("https://hooks.example/x")
+    assert not pattern.search("https://hooks.example/\x00")
+    assert not pattern.search("ftp://x")
 
 
 async def test_alerts_and_jobs_are_listed(client):

@@ -146,7 +146,13 @@ class TargetIn(BaseModel):
     name: Name
     url: Annotated[
         str,
-        Field(max_length=2048, pattern=r"^https?://[^/\s]", description="http(s), with a host"),
+        Field(
+            max_length=2048,
+            pattern=r"^https?://[^/\s]",
+            description="http(s), with a host",
+            # The schema states both rules (`reject_nul` names its own when a NUL breaks it).
+            json_schema_extra={"pattern": r"^https?://[^/\s\x00][^\x00]*$"},
+        ),
         AfterValidator(reject_nul),
     ]
     format: Format = Field("alertmanager", description="alertmanager, or slack: `{text}`")
