@@ -72,6 +72,11 @@ def reject_nul(value: str) -> str:
     return value
 
 
+# `reject_nul`'s rule as a field's schema states it (`json_schema_extra`); the validator still
+# refuses a NUL, naming its own rule.
+NUL_FREE = {"pattern": r"^[^\x00]*$"}
+
+
 def check_log_data(value: dict[str, Any]) -> dict[str, Any]:
     """Bound `log_data`: nesting depth, number of keys, no NUL, numbers every store can hold."""
     log_data_keys(value)
@@ -158,9 +163,17 @@ def check_float(value: float) -> None:
         raise PydanticCustomError("finite_number", "numbers must be finite")
 
 
-DeviceId = Annotated[str, Field(min_length=1, max_length=MAX_DEVICE_ID), AfterValidator(reject_nul)]
+DeviceId = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_DEVICE_ID, json_schema_extra=NUL_FREE),
+    AfterValidator(reject_nul),
+]
 Level = Annotated[LogLevel, BeforeValidator(normalise_level)]
-Message = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE), AfterValidator(reject_nul)]
+Message = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_MESSAGE, json_schema_extra=NUL_FREE),
+    AfterValidator(reject_nul),
+]
 LogData = Annotated[
     dict[str, Any],
     BeforeValidator(lambda value: {} if value is None else value),

@@ -22,7 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from fleetlog.auth.credentials import NAME_PATTERN
 from fleetlog.config import seconds_or_iso
-from fleetlog.records import reject_nul
+from fleetlog.records import NUL_FREE, reject_nul
 from fleetlog.search.grammar import InvalidQuery, parse
 from fleetlog.search.plan import Device, uses_only
 from fleetlog.search.times import RELATIVE, UNITS
@@ -67,14 +67,22 @@ class RuleIn(BaseModel):
     name: Name
     kind: Kind = "threshold"
     query: Annotated[
-        str, Field(max_length=4096), AfterValidator(reject_nul), AfterValidator(searchable)
+        str,
+        Field(max_length=4096, json_schema_extra=NUL_FREE),
+        AfterValidator(reject_nul),
+        AfterValidator(searchable),
     ] = ""
     window: Span = Field(description="Seconds, `5m`, `2h`, or ISO 8601; whole minutes")
     comparison: Comparison = ">"
     threshold: Annotated[int, Field(ge=0, le=2**53)] = 0
     group_by: Grouping | None = None
     for_: Span = Field(timedelta(0), alias="for", description="How long it holds before firing")
-    summary: Annotated[str, Field(max_length=512), AfterValidator(reject_nul)] | None = None
+    summary: (
+        Annotated[
+            str, Field(max_length=512, json_schema_extra=NUL_FREE), AfterValidator(reject_nul)
+        ]
+        | None
+    ) = None
     targets: Annotated[list[Name], Field(max_length=MAX_TARGETS)] = Field(default_factory=list)
 
     @field_validator("query")

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from fleetlog.records import Level, LogLevel, reject_nul
+from fleetlog.records import NUL_FREE, Level, LogLevel, reject_nul
 from fleetlog.retention.archive import ArchivedFile
 from fleetlog.retention.report import Report, Tally
 from fleetlog.retention.rule_store import StoredRule
@@ -20,7 +20,11 @@ class RuleIn(BaseModel):
         default=None, description="The level the rule keeps (any spelling ingest takes)"
     )
     device_prefix: (
-        Annotated[str, Field(min_length=1, max_length=MAX_PREFIX), AfterValidator(reject_nul)]
+        Annotated[
+            str,
+            Field(min_length=1, max_length=MAX_PREFIX, json_schema_extra=NUL_FREE),
+            AfterValidator(reject_nul),
+        ]
         | None
     ) = Field(default=None, description="The devices the rule keeps: ids starting so")
     days: Annotated[int, Field(ge=1, le=MAX_DAYS)] = Field(

@@ -10,7 +10,7 @@ from fleetlog.api.security import AUTH_RESPONSES, GatekeeperDep, require
 from fleetlog.auth.credentials import KeyRequest
 from fleetlog.auth.principals import Scope
 from fleetlog.auth.schemas import CreatedKeyOut, KeyIn, KeyOut, PasswordIn, UserIn, UserOut
-from fleetlog.records import reject_nul
+from fleetlog.records import NUL_FREE, reject_nul
 
 router = APIRouter(
     tags=["admin"],
@@ -35,10 +35,13 @@ KeyName = Annotated[
         max_length=64,
         description="The key's name, or `id:` and its id (`id:7`); `7` is the key named 7",
         examples=["cameras", "id:7"],
+        json_schema_extra=NUL_FREE,
     ),
     AfterValidator(reject_nul),
 ]
-UserName = Annotated[str, Path(min_length=1, max_length=64), AfterValidator(reject_nul)]
+UserName = Annotated[
+    str, Path(min_length=1, max_length=64, json_schema_extra=NUL_FREE), AfterValidator(reject_nul)
+]
 
 
 @router.get("/api/keys", response_model=list[KeyOut])

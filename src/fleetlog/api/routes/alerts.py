@@ -19,7 +19,7 @@ from fleetlog.alerts.runtime import Alerting
 from fleetlog.api.errors import documented
 from fleetlog.api.security import AUTH_RESPONSES, Reader, require
 from fleetlog.auth.principals import Scope
-from fleetlog.records import reject_nul
+from fleetlog.records import NUL_FREE, reject_nul
 
 
 def get_alerting(request: Request) -> Alerting:
@@ -28,7 +28,9 @@ def get_alerting(request: Request) -> Alerting:
 
 
 AlertingDep = Annotated[Alerting, Depends(get_alerting)]
-Name = Annotated[str, Path(min_length=1, max_length=64), AfterValidator(reject_nul)]
+Name = Annotated[
+    str, Path(min_length=1, max_length=64, json_schema_extra=NUL_FREE), AfterValidator(reject_nul)
+]
 
 router = APIRouter(tags=["alerts"], responses=AUTH_RESPONSES)
 admin = APIRouter(

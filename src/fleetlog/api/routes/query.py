@@ -10,7 +10,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from fleetlog.api.deps import QueryDep
 from fleetlog.api.security import AUTH_RESPONSES, Reader
-from fleetlog.records import MAX_BATCH, MAX_DEVICE_ID, LogsPage, Stats, reject_nul
+from fleetlog.records import MAX_BATCH, MAX_DEVICE_ID, NUL_FREE, LogsPage, Stats, reject_nul
 
 
 class DeviceIdConvertor(Convertor[str]):
@@ -36,7 +36,9 @@ router = APIRouter(tags=["query"], responses=AUTH_RESPONSES)
 @router.get("/api/logs/{device_id:device_id}", response_model=LogsPage)
 async def device_logs(
     device_id: Annotated[
-        str, Path(min_length=1, max_length=MAX_DEVICE_ID), AfterValidator(reject_nul)
+        str,
+        Path(min_length=1, max_length=MAX_DEVICE_ID, json_schema_extra=NUL_FREE),
+        AfterValidator(reject_nul),
     ],
     query: QueryDep,
     reader: Reader,
