@@ -9,8 +9,17 @@ from itertools import repeat
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 
 from fleetlog.event_time import EventTime
 
@@ -72,9 +81,25 @@ def reject_nul(value: str) -> str:
     return value
 
 
-# `reject_nul`'s rule as a field's schema states it (`json_schema_extra`); the validator still
-# refuses a NUL, naming its own rule.
-NUL_FREE = {"pattern": r"^[^\x00]*$"}
+class NulFree:
+    """`reject_nul` as a text field's annotation: a NUL is refused by the `no_nul` rule, and the
+    field's JSON schema states it (a pattern), so a value the schema allows is never refused."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(reject_nul, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = NUL_FREE_PATTERN
+        return json_schema
+
+
+NUL_FREE_PATTERN = r"^[^\x00]*$"
+NUL_FREE = NulFree()
 
 
 def check_log_data(value: dict[str, Any]) -> dict[str, Any]:
@@ -165,14 +190,14 @@ def check_float(value: float) -> None:
 
 DeviceId = Annotated[
     str,
-    Field(min_length=1, max_length=MAX_DEVICE_ID, json_schema_extra=NUL_FREE),
-    AfterValidator(reject_nul),
+    Field(min_length=1, max_length=MAX_DEVICE_ID),
+    NUL_FREE,
 ]
 Level = Annotated[LogLevel, BeforeValidator(normalise_level)]
 Message = Annotated[
     str,
-    Field(min_length=1, max_length=MAX_MESSAGE, json_schema_extra=NUL_FREE),
-    AfterValidator(reject_nul),
+    Field(min_length=1, max_length=MAX_MESSAGE),
+    NUL_FREE,
 ]
 LogData = Annotated[
     dict[str, Any],

@@ -68,8 +68,8 @@ class RuleIn(BaseModel):
     kind: Kind = "threshold"
     query: Annotated[
         str,
-        Field(max_length=4096, json_schema_extra=NUL_FREE),
-        AfterValidator(reject_nul),
+        Field(max_length=4096),
+        NUL_FREE,
         AfterValidator(searchable),
     ] = ""
     window: Span = Field(description="Seconds, `5m`, `2h`, or ISO 8601; whole minutes")
@@ -77,12 +77,7 @@ class RuleIn(BaseModel):
     threshold: Annotated[int, Field(ge=0, le=2**53)] = 0
     group_by: Grouping | None = None
     for_: Span = Field(timedelta(0), alias="for", description="How long it holds before firing")
-    summary: (
-        Annotated[
-            str, Field(max_length=512, json_schema_extra=NUL_FREE), AfterValidator(reject_nul)
-        ]
-        | None
-    ) = None
+    summary: Annotated[str, Field(max_length=512), NUL_FREE] | None = None
     targets: Annotated[list[Name], Field(max_length=MAX_TARGETS)] = Field(default_factory=list)
 
     @field_validator("query")

@@ -3,14 +3,14 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from fleetlog.auth.api_keys import ApiKey
 from fleetlog.auth.credentials import MAX_BURST, MAX_RATE, MIN_RATE, NAME_PATTERN
 from fleetlog.auth.passwords import MAX_PASSWORD, MIN_PASSWORD
 from fleetlog.auth.principals import Principal, Role, Scope
 from fleetlog.auth.users import User
-from fleetlog.records import MAX_DEVICE_ID, NUL_FREE, reject_nul
+from fleetlog.records import MAX_DEVICE_ID, NUL_FREE
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 Password = Annotated[str, Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)]
@@ -20,9 +20,7 @@ class TokenForm(BaseModel):
     """OAuth2 token request (RFC 6749): the password grant, or a refresh."""
 
     grant_type: Literal["password", "refresh_token"] = "password"
-    username: Annotated[
-        str, Field(max_length=64, json_schema_extra=NUL_FREE), AfterValidator(reject_nul)
-    ] = ""
+    username: Annotated[str, Field(max_length=64), NUL_FREE] = ""
     password: Annotated[str, Field(max_length=1024)] = ""
     refresh_token: Annotated[str, Field(max_length=4096)] = ""
     scope: Annotated[str, Field(max_length=1024)] = ""

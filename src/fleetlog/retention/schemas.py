@@ -3,9 +3,9 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 
-from fleetlog.records import NUL_FREE, Level, LogLevel, reject_nul
+from fleetlog.records import NUL_FREE, Level, LogLevel
 from fleetlog.retention.archive import ArchivedFile
 from fleetlog.retention.report import Report, Tally
 from fleetlog.retention.rule_store import StoredRule
@@ -22,8 +22,8 @@ class RuleIn(BaseModel):
     device_prefix: (
         Annotated[
             str,
-            Field(min_length=1, max_length=MAX_PREFIX, json_schema_extra=NUL_FREE),
-            AfterValidator(reject_nul),
+            Field(min_length=1, max_length=MAX_PREFIX),
+            NUL_FREE,
         ]
         | None
     ) = Field(default=None, description="The devices the rule keeps: ids starting so")

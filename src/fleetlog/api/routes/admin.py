@@ -3,14 +3,13 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response, status
-from pydantic import AfterValidator
 
 from fleetlog.api.errors import documented
 from fleetlog.api.security import AUTH_RESPONSES, GatekeeperDep, require
 from fleetlog.auth.credentials import KeyRequest
 from fleetlog.auth.principals import Scope
 from fleetlog.auth.schemas import CreatedKeyOut, KeyIn, KeyOut, PasswordIn, UserIn, UserOut
-from fleetlog.records import NUL_FREE, reject_nul
+from fleetlog.records import NUL_FREE
 
 router = APIRouter(
     tags=["admin"],
@@ -35,13 +34,10 @@ KeyName = Annotated[
         max_length=64,
         description="The key's name, or `id:` and its id (`id:7`); `7` is the key named 7",
         examples=["cameras", "id:7"],
-        json_schema_extra=NUL_FREE,
     ),
-    AfterValidator(reject_nul),
+    NUL_FREE,
 ]
-UserName = Annotated[
-    str, Path(min_length=1, max_length=64, json_schema_extra=NUL_FREE), AfterValidator(reject_nul)
-]
+UserName = Annotated[str, Path(min_length=1, max_length=64), NUL_FREE]
 
 
 @router.get("/api/keys", response_model=list[KeyOut])

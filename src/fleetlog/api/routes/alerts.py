@@ -4,7 +4,6 @@ webhook job queue (admin): docs/lifecycle.md."""
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
-from pydantic import AfterValidator
 
 from fleetlog.alerts.jobs_view import JobsOut
 from fleetlog.alerts.rules import (
@@ -19,7 +18,7 @@ from fleetlog.alerts.runtime import Alerting
 from fleetlog.api.errors import documented
 from fleetlog.api.security import AUTH_RESPONSES, Reader, require
 from fleetlog.auth.principals import Scope
-from fleetlog.records import NUL_FREE, reject_nul
+from fleetlog.records import NUL_FREE
 
 
 def get_alerting(request: Request) -> Alerting:
@@ -28,9 +27,7 @@ def get_alerting(request: Request) -> Alerting:
 
 
 AlertingDep = Annotated[Alerting, Depends(get_alerting)]
-Name = Annotated[
-    str, Path(min_length=1, max_length=64, json_schema_extra=NUL_FREE), AfterValidator(reject_nul)
-]
+Name = Annotated[str, Path(min_length=1, max_length=64), NUL_FREE]
 
 router = APIRouter(tags=["alerts"], responses=AUTH_RESPONSES)
 admin = APIRouter(

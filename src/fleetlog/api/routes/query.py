@@ -5,12 +5,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
-from pydantic import AfterValidator
 from starlette.convertors import Convertor, register_url_convertor
 
 from fleetlog.api.deps import QueryDep
 from fleetlog.api.security import AUTH_RESPONSES, Reader
-from fleetlog.records import MAX_BATCH, MAX_DEVICE_ID, NUL_FREE, LogsPage, Stats, reject_nul
+from fleetlog.records import MAX_BATCH, MAX_DEVICE_ID, NUL_FREE, LogsPage, Stats
 
 
 class DeviceIdConvertor(Convertor[str]):
@@ -37,8 +36,8 @@ router = APIRouter(tags=["query"], responses=AUTH_RESPONSES)
 async def device_logs(
     device_id: Annotated[
         str,
-        Path(min_length=1, max_length=MAX_DEVICE_ID, json_schema_extra=NUL_FREE),
-        AfterValidator(reject_nul),
+        Path(min_length=1, max_length=MAX_DEVICE_ID),
+        NUL_FREE,
     ],
     query: QueryDep,
     reader: Reader,
