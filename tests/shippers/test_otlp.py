@@ -108,8 +108,6 @@ class TestMapping:
             "trace_id": TRACE_ID.lower(),
             "span_id": SPAN_ID,
             "flags": 1,
-            "severity_number": 13,
-            "severity_text": "WARN",
             "event_name": "valve.stuck",
             "resource": {"host": {"name": "rack-2"}},
             "scope": {"name": "pumps", "version": "1.2"},
@@ -187,6 +185,32 @@ class TestMapping:
         logs = by_message(await stored(client))
         assert [logs[f"case {i}"]["log_level"] for i in range(len(cases))] == [
             level for _, _, level in cases
+        ]
+
+    async def test_log_data_keeps_a_severity_only_where_it_says_more_than_the_level(self, client):
+        cases = [
+            (13, "WARN", {}),
+            (9, "INFO", {}),
+            (17, "error", {}),
+            (21, "CRITICAL", {}),
+            (0, "Warning", {}),
+            (5, "", {}),
+            (1, "TRACE", {"severity_number": 1, "severity_text": "TRACE"}),
+            (10, "INFO2", {"severity_number": 10, "severity_text": "INFO2"}),
+            (9, "notice", {"severity_text": "notice"}),
+            (17, "info", {"severity_text": "info"}),
+            (0, "verbose", {"severity_text": "verbose"}),
+            (30, "", {"severity_number": 30}),
+        ]
+        records = [
+            json_record(f"case {i}", severityNumber=number, severityText=text)
+            for i, (number, text, _) in enumerate(cases)
+        ]
+        await export_json(client, json_request(*records))
+
+        logs = by_message(await stored(client))
+        assert [logs[f"case {i}"]["log_data"] for i in range(len(cases))] == [
+            kept for _, _, kept in cases
         ]
 
     async def test_event_time_is_the_record_time_else_observed_else_received(self, client):
@@ -324,11 +348,11 @@ class TestLogDataRules:
 
     @pytest.mark.parametrize("dotted", [False, True])
     async def test_the_key_limit_counts_the_resource_and_every_nested_key(self, client, dotted):
-        # log_data: resource (1 + 500 keys), attributes (1 + n), severity_number (1).
+        # log_data: resource (1 + 500 keys), attributes (1 + n).
         resource = {"service.name": "pump-7", **{f"r{i}": i for i in range(500)}}
         # "a.b.c" and "a.x" nest as {"a": {"b": {"c"}, "x"}}: five keys.
         nested = {"a.b.c": 1, "a.b.d": 2, "a.x": 3} if dotted else {}
-        flat = 497 - (5 if dotted else 0)
+        flat = 498 - (5 if dotted else 0)
         at_limit = {**nested, **{f"f{i}": i for i in range(flat)}}
         over = {**at_limit, "one more": 1}
         records = [

@@ -51,6 +51,18 @@ SEVERITY_LEVELS = (
     LogLevel.ERROR,
     LogLevel.CRITICAL,
 )
+# The severities that say no more than the level they give, so log_data does not repeat them:
+# the first number of each range but TRACE's (its level is DEBUG), and, in any case, the
+# level's name or OTel's short name for it. A severity that says more (TRACE, INFO2, "notice",
+# a text at odds with the number) is kept.
+PLAIN_NUMBERS = frozenset({5, 9, 13, 17, 21})
+PLAIN_TEXTS = {
+    LogLevel.DEBUG: frozenset({"debug"}),
+    LogLevel.INFO: frozenset({"info"}),
+    LogLevel.WARNING: frozenset({"warn", "warning"}),
+    LogLevel.ERROR: frozenset({"error"}),
+    LogLevel.CRITICAL: frozenset({"fatal", "critical"}),
+}
 # The AnyValue kinds that are JSON as they are.
 SCALARS = frozenset({"string_value", "int_value", "bool_value"})
 # Doubles JSON cannot hold, spelt as protobuf's JSON mapping spells them.
@@ -146,9 +158,11 @@ def shipped(
         log_data["span_id"] = record.span_id.hex()
     if flags := record.flags:
         log_data["flags"] = flags
-    if number := record.severity_number:
+    number, text = record.severity_number, record.severity_text
+    level = SEVERITY_LEVELS[(number - 1) // 4] if 1 <= number <= 24 else level_of(record)
+    if number and number not in PLAIN_NUMBERS:
         log_data["severity_number"] = number
-    if text := record.severity_text:
+    if text and text.lower() not in PLAIN_TEXTS[level]:
         log_data["severity_text"] = text
         if "\x00" in text:
             keys = None
@@ -160,7 +174,6 @@ def shipped(
         log_data["dropped_attributes_count"] = dropped
     checked = keys is not None and keys + len(log_data) <= MAX_LOG_DATA_KEYS
     log_data.update(context)
-    level = SEVERITY_LEVELS[(number - 1) // 4] if 1 <= number <= 24 else level_of(record)
     return Shipped(device, level, message, log_data, event_time(record), checked)
 
 
