@@ -3,6 +3,7 @@
 import asyncio
 import fcntl
 import os
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
@@ -13,7 +14,12 @@ from fleetlog.errors import StoreUnavailable
 from fleetlog.records import LogRecord
 from fleetlog.store.engine import create_store_engine
 from fleetlog.store.logs import LogStore
-from fleetlog.store.sqlite_writer import SqliteWriter, sqlite_time, turns_path
+from fleetlog.store.sqlite_writer import (
+    GIL_SWITCH_INTERVAL_S,
+    SqliteWriter,
+    sqlite_time,
+    turns_path,
+)
 from fleetlog.store.tables import logs
 from tests.fixtures.pipeline import sample, wait_for
 
@@ -89,6 +95,19 @@ async def test_the_time_waited_for_the_turn_to_write_and_held_is_measured(settin
     assert grew[wait[1]] == grew[hold[1]] == 1
     assert grew[wait[0]] >= held * 0.9
     assert grew[hold[0]] > 0
+
+
+async def test_the_writer_thread_waits_at_most_a_tenth_of_a_millisecond_to_ask_for_the_gil(
+    settings,
+):
+    default = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        writer = SqliteWriter(settings.sqlite_path, synchronous="FULL")
+        await writer.close()
+        assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL_S) == 0.0001
+    finally:
+        sys.setswitchinterval(default)
 
 
 async def test_log_data_is_stored_as_the_compact_json_of_what_was_given(settings, store):

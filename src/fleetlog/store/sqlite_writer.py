@@ -13,6 +13,7 @@ import fcntl
 import logging
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,12 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_S = 1.0
 BUSY_TIMEOUT_MS = 30_000
 CACHE_KIB = 64 * 1024
+# The writer thread takes Python's GIL back after every statement of a commit, while it holds the
+# write lock that every server process waits for. At CPython's default switch interval (5 ms)
+# it could wait that long, each time, behind a request being parsed on the event loop, and
+# every process with it. At 0.1 ms it asks for the GIL sooner (a C call running on the event
+# loop, such as validating a batch, still runs to its end first).
+GIL_SWITCH_INTERVAL_S = 0.0001
 # Well under SQLite's 1 GB limit on a statement's size, and on the memory one statement takes.
 MAX_STATEMENT_BYTES = 64 * 1024 * 1024
 INSERT = """
@@ -167,6 +174,7 @@ class SqliteWriter:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetlog-sqlite")
         self._db: sqlite3.Connection | None = None
         self._turns = -1
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
 
     async def insert_batch(
         self, records: Sequence[LogRecord], *, marks: Sequence[KeyMark] = ()
