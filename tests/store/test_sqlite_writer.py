@@ -17,6 +17,7 @@ from fleetlog.store.logs import LogStore
 from fleetlog.store.sqlite_writer import (
     GIL_SWITCH_INTERVAL_S,
     SqliteWriter,
+    as_rows,
     sqlite_time,
     turns_path,
 )
@@ -140,3 +141,27 @@ def test_times_are_written_as_sqlalchemy_writes_them(value):
     dialect = sqlite.dialect()
     written_by_sqlalchemy = logs.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
     assert sqlite_time(value) == written_by_sqlalchemy(value)
+
+
+def test_each_event_time_of_a_group_is_written_as_it_would_be_alone():
+    """Times in one second, across seconds, days and zones, out of order and repeated."""
+    now = datetime(2026, 12, 1, 23, 59, 59, 999_998, tzinfo=UTC)
+    times = [
+        now,
+        now + timedelta(microseconds=1),
+        now + timedelta(microseconds=2),
+        now - timedelta(days=1),
+        now,
+        now.astimezone(timezone(timedelta(hours=2))),
+        now + timedelta(seconds=1),
+        now,
+    ]
+    group = [
+        LogRecord("d1", "INFO", f"m{i}", {}, ts=ts, received_at=now) for i, ts in enumerate(times)
+    ]
+    assert [row[4] for row in as_rows(group)] == [sqlite_time(ts) for ts in times]
+    assert [row[4] for row in as_rows(group)][:3] == [
+        "2026-12-01 23:59:59.999998",
+        "2026-12-01 23:59:59.999999",
+        "2026-12-02 00:00:00.000000",
+    ]
