@@ -491,7 +491,8 @@ class TestRefusedEntries:
         refused = sample("fleetlog_shipped_records_total", protocol="loki", outcome="refused")
         assert refused - before == 5
 
-    async def test_log_data_rules_count_the_labels_with_each_entrys_metadata(self, client):
+    @pytest.mark.parametrize("push", [push_json, push_protobuf])
+    async def test_log_data_rules_count_the_labels_with_each_entrys_metadata(self, client, push):
         # log_data: the 2 labels besides the device's, then the metadata.
         labels = {"host": "cam-1", "app": "door", "zone": "north"}
         at_limit = {f"m{i}": "x" for i in range(MAX_LOG_DATA_KEYS - 2)}
@@ -508,7 +509,7 @@ class TestRefusedEntries:
             ),
             stream({"host": "cam-2", "app": "a\x00"}, "nul in a label"),
         ]
-        answer = await push_json(client, *pushed)
+        answer = await push(client, *pushed)
         assert answer.status_code == 400
         assert [(d["stream"], d["entry"], d["rule"]) for d in answer.json()["detail"]] == [
             (0, 1, "log_data.max_keys"),
@@ -517,6 +518,18 @@ class TestRefusedEntries:
             (1, 0, "log_data.no_nul"),
         ]
         assert sorted(messages(await found(client))) == ["at the limit", "plain"]
+
+    async def test_a_nul_escaped_in_the_labels_of_a_body_without_a_zero_byte_is_refused(
+        self, client
+    ):
+        # The label set's text writes it as \u0000: the protobuf body holds no 0x00 byte.
+        body = as_protobuf(stream({"host": "cam-2", "app": "a\x00"}, "nul in a label"))
+        assert b"\x00" not in cramjam.snappy.decompress_raw(body).read()
+        answer = await client.post(PUSH, content=body, headers=PROTOBUF)
+        assert answer.status_code == 400
+        (refusal,) = answer.json()["detail"]
+        assert (refusal["stream"], refusal["entry"], refusal["rule"]) == (0, 0, "log_data.no_nul")
+        assert await found(client) == []
 
     async def test_a_protobuf_time_no_calendar_holds_is_refused(self, client):
         far = Entry(10**9 * 400_000_000_000, "year ten thousand and more")

@@ -6,7 +6,8 @@ by one, as Loki answers them: those that break a rule are refused with the reaso
 others of the same request are stored all the same.
 
 Such a log_data is one flat object of strings, which can break only two of its rules (a NUL,
-too many keys): the mapping checks those as it goes, a stream's labels once for its entries.
+too many keys): the mapping checks those as it goes, a stream's labels once for its entries,
+and the entries' metadata once for the whole body when the body shows it holds no NUL.
 """
 
 import re
@@ -98,6 +99,7 @@ def map_streams(streams: Sequence[Stream], *, device_labels: Sequence[str], org_
             continue
         labels = {name: value for name, value in stream.labels.items() if name != device}
         stream_level = find_level(labels) or LogLevel.INFO
+        nul_free = stream.metadata_nul_free
         shared_clean = no_nul(labels) and "\x00" not in org_id
         for entry, (ns, line, metadata) in enumerate(stream.entries):
             ts = event_time(ns)
@@ -110,7 +112,7 @@ def map_streams(streams: Sequence[Stream], *, device_labels: Sequence[str], org_
             checked = (
                 shared_clean
                 and len(log_data) <= MAX_LOG_DATA_KEYS
-                and (not metadata or no_nul(metadata))
+                and (nul_free or not metadata or no_nul(metadata))
             )
             device_id = stream.labels[device]
             mapped.shipped.append(Shipped(device_id, level, line, log_data, ts, checked))
