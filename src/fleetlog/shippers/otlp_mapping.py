@@ -144,8 +144,8 @@ def shipped(
     log_data: dict[str, Any] = {}
     # The keys of log_data at every depth, while what it holds is known to meet its rules.
     keys = context_keys
-    if record.attributes:
-        attributes, attribute_keys = key_values(record.attributes)
+    if pairs := record.attributes:
+        attributes, attribute_keys = key_values(pairs)
         log_data["attributes"] = attributes
         keys = None if keys is None or attribute_keys is None else keys + attribute_keys
     message, body = message_of(record)
@@ -194,8 +194,11 @@ def level_of(record: LogRecord) -> LogLevel:
 def message_of(record: LogRecord) -> tuple[str, Any]:
     """The message, and the body to keep in log_data when it is not a string (else None)."""
     value = record.body
+    # A string body, the usual one, is a non-empty string_value: no need to ask which it is.
+    if text := value.string_value:
+        return text, None
     if value.WhichOneof("value") == "string_value":
-        return value.string_value, None
+        return "", None
     body = any_value(value)
     if body is None:
         return record.event_name, None
