@@ -68,6 +68,19 @@ def by_message(logs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {log["message"]: log for log in logs}
 
 
+async def stored_severities(
+    http: httpx.AsyncClient, severities: list[tuple[int, str]]
+) -> list[dict[str, Any]]:
+    """A record exported for each (severityNumber, severityText); the stored logs, in order."""
+    records = [
+        json_record(f"case {i}", severityNumber=number, severityText=text)
+        for i, (number, text) in enumerate(severities)
+    ]
+    await export_json(http, json_request(*records))
+    logs = by_message(await stored(http))
+    return [logs[f"case {i}"] for i in range(len(severities))]
+
+
 def at_microsecond(nanos: int) -> str:
     moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=nanos // 1000)
     return moment.isoformat().replace("+00:00", "Z")
@@ -176,16 +189,8 @@ class TestMapping:
             (0, "verbose", "INFO"),
             (0, "", "INFO"),
         ]
-        records = [
-            json_record(f"case {i}", severityNumber=number, severityText=text)
-            for i, (number, text, _) in enumerate(cases)
-        ]
-        await export_json(client, json_request(*records))
-
-        logs = by_message(await stored(client))
-        assert [logs[f"case {i}"]["log_level"] for i in range(len(cases))] == [
-            level for _, _, level in cases
-        ]
+        logs = await stored_severities(client, [(number, text) for number, text, _ in cases])
+        assert [log["log_level"] for log in logs] == [level for _, _, level in cases]
 
     async def test_log_data_keeps_a_severity_only_where_it_says_more_than_the_level(self, client):
         cases = [
@@ -202,16 +207,8 @@ class TestMapping:
             (0, "verbose", {"severity_text": "verbose"}),
             (30, "", {"severity_number": 30}),
         ]
-        records = [
-            json_record(f"case {i}", severityNumber=number, severityText=text)
-            for i, (number, text, _) in enumerate(cases)
-        ]
-        await export_json(client, json_request(*records))
-
-        logs = by_message(await stored(client))
-        assert [logs[f"case {i}"]["log_data"] for i in range(len(cases))] == [
-            kept for _, _, kept in cases
-        ]
+        logs = await stored_severities(client, [(number, text) for number, text, _ in cases])
+        assert [log["log_data"] for log in logs] == [kept for _, _, kept in cases]
 
     async def test_event_time_is_the_record_time_else_observed_else_received(self, client):
         timed, observed = now_ns(minutes_ago=3), now_ns(minutes_ago=2)
