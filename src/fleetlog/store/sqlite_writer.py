@@ -96,14 +96,23 @@ WHERE idempotency_keys.token = ?
 SYNCHRONOUS_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
 
+# A time's text on SQLite: its second, then its microseconds (`as_rows` reuses the second's).
 SECOND_TEXT = "%04d-%02d-%02d %02d:%02d:%02d"
+TIME_TEXT = SECOND_TEXT + ".%06d"
 
 
 def sqlite_time(value: datetime) -> str:
     """A time as SQLAlchemy's DateTime writes it on SQLite (and reads and compares it back):
     its fields, without the zone. The same text as its bind processor, for 60 % of its cost."""
-    second = (value.year, value.month, value.day, value.hour, value.minute, value.second)
-    return "%s.%06d" % (SECOND_TEXT % second, value.microsecond)  # noqa: UP031 (the fastest form)
+    return TIME_TEXT % (
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
 
 
 def turns_path(path: Path) -> Path:
